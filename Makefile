@@ -1,0 +1,39 @@
+# Quick start: `make demo` (train + evaluate on Fashion-MNIST, write a report) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= /usr/share/datasets/fashion-mnist
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint data clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# Fashion-MNIST comes from Debian's package; nothing is downloaded at run time.
+data:
+	@if [ -f $(DATA_DIR)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; }; \
+	fi; \
+	if [ ! -f $(DATA_DIR)/train-images-idx3-ubyte.gz ]; then \
+		echo "Fashion-MNIST is missing from $(DATA_DIR): run 'sudo apt-get install -y dataset-fashion-mnist'" >&2; \
+		exit 2; \
+	fi
+
+demo: $(STAMP) data
+	$(BIN)/inception-v3 summary --preset inception_v3_79
+
+test: $(STAMP) data
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)
