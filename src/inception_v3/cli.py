@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .config import PRESETS
@@ -54,6 +56,59 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
 
 
+def _cmd_recipes(args: argparse.Namespace) -> None:
+    from .recipes import RECIPES, get_recipe
+
+    if args.json:
+        print(json.dumps({name: get_recipe(name).to_dict() for name in RECIPES}, indent=2))
+        return
+    for name, (description, overrides) in RECIPES.items():
+        print(f"{name:<22}{description}")
+        print(f"{'':<22}" + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .recipes import TrainConfig, get_recipe
+    from .train import train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    cfg = get_recipe(args.recipe, **overrides)
+    if args.resume:  # continue with the run's own settings; options given now still win
+        saved = _saved_train_config(Path(cfg.out_dir) / cfg.name / "config.json", fields)
+        if saved:
+            cfg = TrainConfig(**{**saved, **overrides})
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    if not result.finished:
+        raise SystemExit(130)
+
+
+def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
+    """The settings a run was started with (empty if its config.json is missing or unreadable)."""
+    try:
+        saved = json.loads(path.read_text())["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {k: v for k, v in saved.items() if k in fields} if isinstance(saved, dict) else {}
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field; unset options keep the recipe's value."""
+    from .recipes import TrainConfig
+
+    p.add_argument("--recipe", default="fashion-mnist", help="named recipe (see `inception-v3 recipes`)")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT_DIR/NAME from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished or abandoned run in OUT_DIR/NAME")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if kind == "bool":
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            caster = int if "int" in kind else float if "float" in kind else str
+            p.add_argument(flag, dest=f.name, type=caster, default=None, metavar=f.name.upper())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inception-v3",
@@ -73,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_summary)
 
+    p = sub.add_parser("recipes", help="list the training recipes (the paper's and the CPU ones)")
+    p.add_argument("--json", action="store_true", help="every recipe's full settings")
+    p.set_defaults(func=_cmd_recipes)
+
+    p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
+    _add_train_options(p)
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -1,0 +1,118 @@
+"""The run report: report.md with the final numbers and config, and PNG plots of the curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from .checkpoint import atomic_write
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def plot_curves(records: list[dict[str, Any]], plots: Path) -> list[str]:
+    """loss.png, accuracy.png and lr.png from the step and epoch records."""
+    steps = [r for r in records if r["kind"] == "step"]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    names = []
+    if steps:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["epoch"] for r in steps], [r["loss"] for r in steps], lw=0.8, label="train (per step)")
+        if epochs:
+            ax.plot([r["epoch"] for r in epochs], [r["val_loss"] for r in epochs], "o-", label="val (raw)")
+            ax.plot([r["epoch"] for r in epochs], [r["ema_loss"] for r in epochs], "s-", label="val (averaged)")
+        ax.set(xlabel="epoch", ylabel="loss", title="Loss (train includes label smoothing and aux)")
+        ax.legend()
+        _save(fig, plots / "loss.png")
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["epoch"] for r in steps], [r["lr"] for r in steps])
+        ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
+        _save(fig, plots / "lr.png")
+        names += ["loss.png", "lr.png"]
+    if epochs or steps:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["epoch"] for r in steps], [r["train_acc"] for r in steps], lw=0.8, label="train (running)")
+        if epochs:
+            ax.plot([r["epoch"] for r in epochs], [r["val_top1"] for r in epochs], "o-", label="val top-1 (raw)")
+            ax.plot([r["epoch"] for r in epochs], [r["ema_top1"] for r in epochs], "s-", label="val top-1 (averaged)")
+        ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+        ax.legend()
+        _save(fig, plots / "accuracy.png")
+        names.append("accuracy.png")
+    return names
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
+    """Row-normalized confusion matrix with counts."""
+    import numpy as np
+
+    m = np.asarray(confusion, dtype=float)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(classes), 0.8 + 0.5 * len(classes)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    _save(fig, path)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Regenerate report.md and plots/*.png from config.json, metrics.jsonl and final.json."""
+    config = json.loads((run_dir / "config.json").read_text())
+    final = json.loads((run_dir / "final.json").read_text())
+    records = read_metrics(run_dir)
+    plots = run_dir / "plots"
+    names = plot_curves(records, plots)
+    if "confusion" in final["ema"]:
+        plot_confusion(final["ema"]["confusion"], config["classes"], plots / "confusion.png",
+                       "Confusion matrix (averaged weights)")  # fmt: skip
+        names.append("confusion.png")
+    train = config["train"]
+    ema, raw = final["ema"], final["raw"]
+    lines = [
+        f"# Training report: {train['name']}",
+        "",
+        f"Model `{train['preset']}` on `{train['dataset']}`, {final['steps']:,} steps of global batch "
+        f"{config['global_batch']} ({final['steps'] / config['steps_per_epoch']:.2f} epochs) in "
+        f"{final['train_seconds'] / 60:.1f} min on {config['world_size']} process(es).",
+        "",
+        "| weights | top-1 | top-5 | loss | images |",
+        "|---|---|---|---|---|",
+        f"| running average (default) | {ema['top1']:.2%} | {ema['top5']:.2%} | {ema['loss']:.4f} | {ema['n']:,} |",
+        f"| raw | {raw['top1']:.2%} | {raw['top5']:.2%} | {raw['loss']:.4f} | {raw['n']:,} |",
+        "",
+    ]  # fmt: skip
+    if final["skipped_bad_images"] or final["skipped_nonfinite_steps"]:
+        lines += [f"Skipped: {final['skipped_bad_images']} unreadable images, "
+                  f"{final['skipped_nonfinite_steps']} steps with a non-finite loss.", ""]  # fmt: skip
+    lines += [f"![{n}](plots/{n})" for n in names]
+    if "confusion.png" in names and config["classes"]:
+        per_class = [row[i] / max(sum(row), 1) for i, row in enumerate(ema["confusion"])]
+        lines += ["", "| class | accuracy (averaged weights) |", "|---|---|"]
+        lines += [f"| {c} | {a:.2%} |" for c, a in zip(config["classes"], per_class, strict=True)]
+    lines += ["", "## Configuration", "", "```json", json.dumps(config["train"], indent=2), "```", "",
+              "Model config:", "", "```json", json.dumps(config["model"], indent=2), "```", ""]  # fmt: skip
+    path = run_dir / "report.md"
+    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines)))
+    return path
