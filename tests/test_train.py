@@ -114,3 +114,38 @@ def test_torchrun_two_replicas_match_one_process(tmp_path: Path) -> None:
     assert len(steps) == len(set(steps))
     written = {run: sorted(p.name for p in (tmp_path / run).iterdir()) for run in ("ddp", "single")}
     assert written["ddp"] == written["single"]
+
+
+def test_sigterm_checkpoints_and_resume_finishes(tmp_path: Path) -> None:
+    common = [*TINY, "--train-subset", "160", "--epochs", "2", "--checkpoint-every", "3", "--out-dir", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*CLI, "train", *common], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    ckpts = tmp_path / "run" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(ckpts.glob("step-*.pt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "stopped by signal" in out and "--resume" in out and "Traceback" not in err
+    stopped_at = max(int(p.stem.split("-")[1]) for p in ckpts.glob("step-*.pt"))
+    assert stopped_at < 20 and not (tmp_path / "run" / "final.json").exists()
+    resumed = run_cli(["train", *common, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "final.json").read_text())["steps"] == 20
+
+
+def test_non_finite_loss_stops_with_the_step_or_is_skipped(tmp_path: Path) -> None:
+    common = [*TINY, "--train-subset", "64", "--epochs", "1", "--lr", "1e30", "--clip-grad-norm", "1e30",
+              "--out-dir", str(tmp_path)]  # fmt: skip
+    stopped = run_cli(["train", *common, "--name", "stop"])
+    assert stopped.returncode == 2
+    assert "at step" in stopped.stderr and "--on-nonfinite skip" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    skipped = run_cli(["train", *common, "--name", "skip", "--on-nonfinite", "skip"])
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    final = json.loads((tmp_path / "skip" / "final.json").read_text())
+    assert final["skipped_nonfinite_steps"] > 0
+    ema = load_checkpoint(sorted((tmp_path / "skip" / "checkpoints").glob("*.pt"))[-1])["ema"]["module"]
+    assert all(torch.isfinite(v).all() for v in ema.values() if v.dtype.is_floating_point)

@@ -9,6 +9,7 @@ functions of (seed, epoch, index), and the checkpoint holds the random generator
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import signal
 import time
@@ -319,14 +320,6 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
                 with autocast(d.device, cfg.amp):
                     logits, aux = forward(x)
                     loss = inception_loss_from(logits, aux, y, cfg)
-                if any_rank(not torch.isfinite(loss).item(), d):
-                    if cfg.on_nonfinite == "stop":
-                        raise UserError(f"loss became {loss.item()} at step {step + 1}; nothing was updated. Lower "
-                                        f"--lr, use --amp none, or pass --on-nonfinite skip")  # fmt: skip
-                    skipped_nonfinite += 1
-                    opt.zero_grad(set_to_none=True)
-                    step += 1
-                    continue
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -334,23 +327,33 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
                 else:
                     loss.backward()
                 grad_norm = clip_gradients(model.parameters(), cfg.clip_grad_norm)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
+                # fp16's scaler skips steps with inf gradients itself; otherwise both must be finite.
+                finite = math.isfinite(float(loss.detach())) and (scaler is not None or math.isfinite(grad_norm))
+                if any_rank(not finite, d):
+                    if cfg.on_nonfinite == "stop":
+                        raise UserError(f"non-finite loss ({float(loss.detach())}) or gradient norm ({grad_norm}) at "
+                                        f"step {step + 1}; the weights and their running average were not updated. "
+                                        f"Lower --lr, use --amp none, or pass --on-nonfinite skip")  # fmt: skip
+                    skipped_nonfinite += 1
                 else:
-                    opt.step()
-                ema.update(model)
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    ema.update(model)
+                    seen += len(y)
+                    correct += int((logits.argmax(1) == y).sum())
+                    loss_sum += float(loss.detach()) * len(y)
                 step += 1
 
-                seen += len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                loss_sum += float(loss.detach()) * len(y)
                 rate = seen * d.world / max(time.time() - epoch_start, 1e-9)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}")
+                bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.3f}", acc=f"{correct / max(seen, 1):.3f}",
+                                img_s=f"{rate:.0f}")  # fmt: skip
                 if step % 10 == 0 or step == total_steps:
                     log.log({"kind": "step", "step": step, "epoch": step / steps_per_epoch, "lr": lr,
-                             "loss": float(loss.detach()), "train_acc": correct / seen, "grad_norm": grad_norm,
+                             "loss": float(loss.detach()), "train_acc": correct / max(seen, 1), "grad_norm": grad_norm,
                              "img_s": rate})  # fmt: skip
                 stopping = any_rank(stop.signal is not None, d)
                 if d.main and (stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
