@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,13 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling refused"
-        raise UserError(
-            f"refusing to load {path}: it holds objects other than tensors and plain data ({first})"
-        ) from None
+        blocked = re.search(r"GLOBAL (\S+)", str(exc))
+        if blocked:
+            raise UserError(
+                f"refusing to load {path}: it would run or build {blocked.group(1)}, and checkpoints may only "
+                f"hold tensors and plain data"
+            ) from None
+        raise UserError(f"cannot read checkpoint {path}: not a PyTorch checkpoint, or damaged") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read checkpoint {path}: {reason} (damaged or not a checkpoint)") from None
