@@ -24,7 +24,7 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(UserError, match="refusing to load|not a PyTorch checkpoint"):
         load_checkpoint(path)
     torch.save({"model": Evil()}, tmp_path / "evil2.pt")
-    with pytest.raises(UserError, match="refusing to load .* system"):
+    with pytest.raises(UserError, match="refusing to load .*posix.system"):
         load_checkpoint(tmp_path / "evil2.pt")
     assert not (tmp_path / "pwned").exists()
 
