@@ -21,10 +21,10 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"model": Evil()}, f)
-    with pytest.raises(UserError, match="refusing to load|not a PyTorch checkpoint"):
+    with pytest.raises(UserError, match=r"refusing to load|not a PyTorch checkpoint"):
         load_checkpoint(path)
     torch.save({"model": Evil()}, tmp_path / "evil2.pt")
-    with pytest.raises(UserError, match="refusing to load .*posix.system"):
+    with pytest.raises(UserError, match=r"refusing to load .*posix\.system"):
         load_checkpoint(tmp_path / "evil2.pt")
     assert not (tmp_path / "pwned").exists()
 
