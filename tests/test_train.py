@@ -89,7 +89,7 @@ def test_torchrun_two_replicas_match_one_process(tmp_path: Path) -> None:
               "--out-dir", str(tmp_path)]  # fmt: skip
     single = run_cli(["train", *common, "--batch-size", "32", "--name", "single"])
     assert single.returncode == 0, single.stderr[-2000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                 "-m", "inception_v3.cli"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run([*torchrun, "train", *common, "--batch-size", "16", "--sync-bn", "--name", "ddp"],
