@@ -83,6 +83,19 @@ def _cmd_train(args: argparse.Namespace) -> None:
         raise SystemExit(130)
 
 
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from .weights import load_pretrained, read_state_dict, save_pretrained
+
+    dst = Path(args.dst)
+    if dst.exists() and any(dst.iterdir()) and not args.overwrite:
+        raise UserError(f"{dst} is not empty; choose another folder or pass --overwrite")
+    overrides = {"num_classes": args.num_classes} if args.num_classes else {}
+    model, report = load_pretrained(args.src, preset=args.preset, **overrides)
+    classes = read_state_dict(args.src)[1].get("classes", []) if not overrides else []
+    save_pretrained(model, dst, classes=classes)
+    print(f"{args.src} -> {dst}: {report.summary()}")
+
+
 def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
     """The settings a run was started with (empty if its config.json is missing or unreadable)."""
     try:
@@ -131,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recipes", help="list the training recipes (the paper's and the CPU ones)")
     p.add_argument("--json", action="store_true", help="every recipe's full settings")
     p.set_defaults(func=_cmd_recipes)
+
+    p = sub.add_parser("convert", help="convert torchvision/timm/our weights to config.json + model.safetensors")
+    p.add_argument("src", help="a .pth/.pt/.safetensors file, a training checkpoint, or a save_pretrained folder")
+    p.add_argument("dst", help="output folder")
+    p.add_argument("--preset", default="inception_v3", help="architecture of a bare state_dict")
+    p.add_argument("--num-classes", type=int, help="replace both classifiers with this many classes")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
     _add_train_options(p)

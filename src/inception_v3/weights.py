@@ -1,0 +1,166 @@
+"""Weight interop: our own `save_pretrained` / `from_pretrained` format (config.json + model.safetensors),
+and loading the files users already have (torchvision and timm state_dicts, our training checkpoints).
+
+Nothing here unpickles arbitrary objects: .pth/.pt files are read with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .checkpoint import atomic_write, load_checkpoint
+from .config import InceptionConfig, get_config
+from .errors import UserError
+from .model import Inception3
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CLASSIFIER_KEYS = ("fc.", "AuxLogits.fc.")
+
+
+@dataclass
+class LoadReport:
+    """Which keys a load took from the file, which it replaced (new classifiers), which were missing."""
+
+    loaded: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"loaded {len(self.loaded)} tensors, replaced {len(self.replaced)} (new classifier), "
+                f"missing {len(self.missing)}, unused {len(self.unexpected)}")  # fmt: skip
+
+
+def save_pretrained(model: Inception3, directory: str | os.PathLike[str], classes: list[str] | None = None) -> Path:
+    """Write config.json and model.safetensors (the Hugging Face Hub layout), each atomically."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"architecture": "inception_v3", "config": model.config.to_dict(), "classes": classes or []}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    return out
+
+
+def from_pretrained(directory: str | os.PathLike[str], **overrides: Any) -> Inception3:
+    """Rebuild a model saved by `save_pretrained` (config overrides such as num_classes are allowed)."""
+    model, _ = load_pretrained(directory, **overrides)
+    return model
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Tensors and metadata (config, classes) from any supported file or directory."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise UserError(f"{path} is not a saved model: expected {CONFIG_NAME} and {WEIGHTS_NAME} in it")
+        try:
+            meta = json.loads((path / CONFIG_NAME).read_text())
+        except ValueError:
+            raise UserError(f"{path / CONFIG_NAME} is not valid JSON") from None
+        return _read_safetensors(path / WEIGHTS_NAME), meta
+    if not path.is_file():
+        raise UserError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path), {}
+    if path.suffix in (".pth", ".pt", ".bin", ".ckpt"):
+        state = load_checkpoint(path)
+        if "format" in state and "model" in state:  # a training checkpoint of this project
+            weights = state["ema"]["module"] if "ema" in state else state["model"]
+            return weights, {"config": state["model_config"], "classes": state.get("classes", []),
+                             "source": "averaged weights" if "ema" in state else "raw weights"}  # fmt: skip
+        for key in ("state_dict", "model"):  # common wrappers (timm's train checkpoints, others)
+            if isinstance(state.get(key), dict):
+                state = state[key]
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        if not all(isinstance(v, Tensor) for v in state.values()):
+            raise UserError(f"{path} does not hold a state_dict of tensors")
+        return state, {}
+    raise UserError(f"unknown weights format {path.suffix or path.name!r}; "
+                    f"expected a directory from save_pretrained, .safetensors, .pth or .pt")  # fmt: skip
+
+
+def _read_safetensors(path: Path) -> dict[str, Tensor]:
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise UserError(f"cannot read {path}: {exc}") from None
+
+
+def load_pretrained(
+    path: str | os.PathLike[str], preset: str = "inception_v3", **overrides: Any
+) -> tuple[Inception3, LoadReport]:
+    """Build a model for the weights at `path` and load them.
+
+    The config comes from the file when it has one (ours), else from `preset` with the file's class
+    count. A different `num_classes` keeps every weight but the two classifiers, which are replaced.
+    torchvision's and timm's ImageNet weights expect TF's [-1, 1] input, which is our default
+    mean/std (0.5): their hidden `transform_input` becomes that explicit normalization.
+    """
+    state, meta = read_state_dict(path)
+    base = InceptionConfig.from_dict(meta["config"]) if "config" in meta else get_config(preset)
+    file_classes = _file_num_classes(state)
+    if "config" not in meta and file_classes is not None:
+        base = base.replace(num_classes=file_classes)
+    if "AuxLogits.fc.weight" not in state and "config" not in meta:
+        base = base.replace(aux_logits=False)
+    wanted = base.replace(**overrides) if overrides else base
+    model = Inception3(wanted)
+    return model, _load_into(model, state, str(path))
+
+
+def _file_num_classes(state: dict[str, Tensor]) -> int | None:
+    return int(state["fc.weight"].shape[0]) if "fc.weight" in state else None
+
+
+def _load_into(model: Inception3, state: dict[str, Tensor], source: str) -> LoadReport:
+    """Copy matching tensors; a classifier of another size is left freshly initialized; any other
+    mismatch is an error listing the first differing keys and shapes."""
+    own = model.state_dict()
+    report = LoadReport()
+    mismatched = []
+    for key, value in own.items():
+        if key not in state:
+            report.missing.append(key)
+        elif state[key].shape != value.shape:
+            if key.startswith(CLASSIFIER_KEYS):
+                report.replaced.append(key)
+            else:
+                mismatched.append(f"{key}: file {list(state[key].shape)} vs model {list(value.shape)}")
+        else:
+            report.loaded.append(key)
+    report.unexpected = [k for k in state if k not in own]
+    if mismatched or len(report.loaded) < len(own) // 2:
+        details = mismatched[:3] or report.missing[:3]
+        raise UserError(f"{source} does not fit this architecture ({len(mismatched)} shape mismatches, "
+                        f"{len(report.missing)} missing keys); first: {'; '.join(details)}")  # fmt: skip
+    with torch.no_grad():
+        for key in report.loaded:
+            own[key].copy_(state[key])
+    return report
+
+
+def freeze_until(model: Inception3, block: str) -> list[str]:
+    """Freeze every parameter up to and including the top-level module `block` (e.g. "Mixed_6e")."""
+    names = [name for name, _ in model.named_children()]
+    if block not in names:
+        raise UserError(f"unknown block {block!r}; valid blocks: {', '.join(names)}")
+    frozen = []
+    for name, child in model.named_children():
+        if name == "AuxLogits":
+            continue
+        for p_name, p in child.named_parameters():
+            p.requires_grad_(False)
+            frozen.append(f"{name}.{p_name}")
+        if name == block:
+            break
+    return frozen
