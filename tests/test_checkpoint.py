@@ -32,6 +32,9 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_round_trip_and_damaged_files(tmp_path: Path) -> None:
     state = {"model": {"w": torch.ones(2)}, "step": 3, "classes": ["a", "b"], "rng": torch.get_rng_state()}
     save_checkpoint(state, tmp_path / "c.pt")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o666 & ~mask  # like any file the user writes
     loaded = load_checkpoint(tmp_path / "c.pt")
     assert loaded["step"] == 3 and torch.equal(loaded["model"]["w"], torch.ones(2))
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
