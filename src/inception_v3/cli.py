@@ -96,6 +96,28 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     print(f"{args.src} -> {dst}: {report.summary()}")
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .protocols import format_result, run_evaluation
+
+    result = run_evaluation(args.checkpoints, args.dataset, args.data, args.crops, args.out, args.limit,
+                            show_progress=not args.json, central_fraction=args.central_fraction)  # fmt: skip
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_result(result))
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from .predict import predict
+
+    results = predict([args.checkpoint], args.images, args.top_k, args.crops)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        print(r["image"] + ": " + ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"]))
+
+
 def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
     """The settings a run was started with (empty if its config.json is missing or unreadable)."""
     try:
@@ -152,6 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, help="replace both classifiers with this many classes")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and calibration under the paper's crops")
+    p.add_argument("checkpoints", nargs="+", help="one checkpoint or weights file, or several for an ensemble")
+    p.add_argument("--dataset", default="imagefolder", choices=["imagefolder", "fashion-mnist"])
+    p.add_argument("--data", help="folder with one sub-folder per class (or the Fashion-MNIST folder)")
+    p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
+    p.add_argument("--central-fraction", type=float, default=0.875,
+                   help="central crop of the single crop (TF: 0.875; 1.0 for Fashion-MNIST models)")  # fmt: skip
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--out", help="folder for metrics.json, confusion.png and reliability.png")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k labels for images, files, folders or globs")
+    p.add_argument("checkpoint", help="a checkpoint, weights file or save_pretrained folder")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--crops", default="single", choices=["single", "10", "144"])
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
     _add_train_options(p)

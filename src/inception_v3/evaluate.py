@@ -65,3 +65,34 @@ def evaluate(
     if num_classes:
         result["confusion"] = confusion.cpu().tolist()
     return result
+
+
+# ----------------------------------------------------------------------------- the paper's protocols
+def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = 15) -> tuple[float, list[dict[str, float]]]:
+    """ECE over `bins` equal-width confidence bins, and the per-bin (confidence, accuracy, count)."""
+    conf, pred = probs.max(1)
+    correct = (pred == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece, table = 0.0, []
+    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        inside = (conf > lo) & (conf <= hi)
+        n = int(inside.sum())
+        if n:
+            gap = abs(float(correct[inside].mean()) - float(conf[inside].mean()))
+            ece += gap * n / len(labels)
+            table.append({"low": lo, "high": hi, "confidence": float(conf[inside].mean()),
+                          "accuracy": float(correct[inside].mean()), "count": n})  # fmt: skip
+    return ece, table
+
+
+def classification_metrics(probs: Tensor, labels: Tensor, classes: list[str]) -> dict[str, Any]:
+    """Top-1/top-5 accuracy and error, per-class accuracy, confusion matrix, ECE."""
+    k = probs.shape[1]
+    top5 = probs.topk(min(5, k), dim=1).indices
+    hit = top5 == labels[:, None]
+    confusion = torch.bincount(labels * k + top5[:, 0], minlength=k * k).view(k, k)
+    per_class = {c: float(confusion[i, i]) / max(int(confusion[i].sum()), 1) for i, c in enumerate(classes)}
+    ece, bins = expected_calibration_error(probs, labels)
+    top1, top5_acc = float(hit[:, 0].float().mean()), float(hit.any(1).float().mean())
+    return {"n": len(labels), "top1": top1, "top5": top5_acc, "top1_error": 1 - top1, "top5_error": 1 - top5_acc,
+            "ece": ece, "per_class": per_class, "confusion": confusion.tolist(), "calibration": bins}  # fmt: skip

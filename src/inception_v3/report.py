@@ -77,6 +77,17 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
     _save(fig, path)
 
 
+def plot_reliability(bins: list[dict[str, float]], ece: float, path: Path) -> None:
+    """Reliability diagram: accuracy against confidence per bin, with the diagonal of perfect calibration."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "--", color="gray", lw=1, label="perfect calibration")
+    ax.bar([b["confidence"] for b in bins], [b["accuracy"] for b in bins], width=1 / 15, alpha=0.7,
+           edgecolor="black", label="accuracy per confidence bin")  # fmt: skip
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=f"Reliability (ECE {ece:.4f})")
+    ax.legend(loc="upper left")
+    _save(fig, path)
+
+
 def write_report(run_dir: Path) -> Path:
     """Regenerate report.md and plots/*.png from config.json, metrics.jsonl and final.json."""
     config = json.loads((run_dir / "config.json").read_text())

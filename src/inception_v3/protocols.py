@@ -1,0 +1,124 @@
+"""`inception-v3 evaluate`: checkpoints (or an ensemble of them) under the paper's crop protocols,
+with softmax averaging over crops and members, top-1/top-5, per-class accuracy and calibration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from .checkpoint import atomic_write
+from .crops import crop_views
+from .data import FASHION_MNIST_DIR, load_fashion_mnist
+from .errors import UserError
+from .evaluate import classification_metrics
+from .model import Inception3
+from .weights import load_pretrained, read_state_dict
+
+
+def load_members(paths: list[str]) -> tuple[list[Inception3], list[str], list[str]]:
+    """The ensemble's models (eval mode), their shared class names, and which weights each used."""
+    models, sources, classes = [], [], None
+    for path in paths:
+        _, meta = read_state_dict(path)
+        model, _ = load_pretrained(path)
+        names = meta.get("classes") or [str(i) for i in range(model.config.num_classes)]
+        if classes is not None and names != classes:
+            raise UserError(f"{path} predicts other classes than {paths[0]} ({len(names)} vs {len(classes)}); "
+                            f"ensemble members must share their classes")  # fmt: skip
+        classes = names
+        models.append(model.eval())
+        sources.append(f"{path}: {meta.get('source', 'weights as stored')}")
+    assert classes is not None
+    return models, classes, sources
+
+
+def iter_images(dataset: str, data: str | None, classes: list[str], limit: int | None) -> Iterator[tuple[Tensor, int]]:
+    """(uint8 C x H x W image, label) pairs of the evaluation set, labels in the checkpoint's class order."""
+    if dataset == "fashion-mnist":
+        images, labels = load_fashion_mnist(data or FASHION_MNIST_DIR, "test")
+        for i in range(len(labels) if limit is None else min(limit, len(labels))):
+            yield images[i][None], int(labels[i])
+        return
+    from torchvision.datasets import ImageFolder
+
+    from .data import _decode, _is_image_file
+
+    if not data or not Path(data).is_dir():
+        raise UserError(f"evaluation folder {data} does not exist (expected one sub-folder per class)")
+    folder = ImageFolder(data, loader=_decode, is_valid_file=_is_image_file, allow_empty=True)
+    unknown = sorted(set(folder.classes) - set(classes))
+    if unknown:
+        raise UserError(f"{data} has classes the checkpoint does not know: {', '.join(unknown[:5])}")
+    samples = folder.samples if limit is None else folder.samples[:limit]
+    if not samples:
+        raise UserError(f"no images found in {data}")
+    for path, idx in samples:
+        try:
+            image = _decode(path)
+        except (RuntimeError, OSError, ValueError):
+            raise UserError(f"cannot decode image {path}; fix or remove it") from None
+        yield image, classes.index(folder.classes[idx])
+
+
+def to_model_input(views: Tensor, model: Inception3) -> Tensor:
+    """uint8 views -> float, the model's channel count, and its normalization."""
+    cfg = model.config
+    x = views.float() / 255.0
+    if x.shape[1] == 4:
+        x = x[:, :3]
+    if x.shape[1] != cfg.in_chans:
+        x = x.mean(1, keepdim=True) if cfg.in_chans == 1 else x[:, :1].expand(-1, cfg.in_chans, -1, -1)
+    mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def predict_probs(models: list[Inception3], image: Tensor, protocol: str, central_fraction: float = 0.875) -> Tensor:
+    """Class probabilities for one image: softmax averaged over crops, then over ensemble members."""
+    out = []
+    for model in models:
+        views = crop_views(image, model.config.receptive_field, protocol, central_fraction)
+        probs = torch.cat([model(to_model_input(chunk, model)).softmax(1) for chunk in views.split(64)])
+        out.append(probs.mean(0))
+    return torch.stack(out).mean(0)
+
+
+def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
+                   limit: int | None = None, show_progress: bool = True,
+                   central_fraction: float = 0.875) -> dict[str, Any]:  # fmt: skip
+    """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically."""
+    if out and Path(out).exists() and any(Path(out).iterdir()):
+        raise UserError(f"{out} is not empty; choose another folder")
+    models, classes, sources = load_members(paths)
+    probs, labels = [], []
+    items = iter_images(dataset, data, classes, limit)
+    for image, label in tqdm(items, desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress):
+        probs.append(predict_probs(models, image, protocol, central_fraction))
+        labels.append(label)
+    metrics = classification_metrics(torch.stack(probs), torch.tensor(labels), classes)
+    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "members": len(models), **metrics}
+    if out:
+        from .report import plot_confusion, plot_reliability
+
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        plot_confusion(metrics["confusion"], classes, folder / "confusion.png", f"Confusion matrix ({protocol})")
+        plot_reliability(metrics["calibration"], metrics["ece"], folder / "reliability.png")
+        atomic_write(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(result, indent=2)))
+    return result
+
+
+def format_result(r: dict[str, Any]) -> str:
+    lines = [*(f"weights: {s}" for s in r["weights"]),
+             f"{r['protocol']} crop, {r['members']} model(s), {r['n']:,} images",
+             f"top-1 {r['top1']:.2%} (error {r['top1_error']:.2%})   top-5 {r['top5']:.2%} "
+             f"(error {r['top5_error']:.2%})   ECE {r['ece']:.4f}", "per class:"]  # fmt: skip
+    lines += [f"  {c:<20}{a:.2%}" for c, a in r["per_class"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""Evaluation protocols, calibration, ensembles and prediction, on a tiny trained checkpoint."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inception_v3.cli import main
+from inception_v3.crops import crop_views
+from inception_v3.evaluate import classification_metrics, expected_calibration_error
+from inception_v3.recipes import get_recipe
+from inception_v3.train import train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=32, workers=0,
+                     train_subset=320, val_subset=64, epochs=2.0, out_dir=str(out), name="tiny", amp="none",
+                     channels_last=False)  # fmt: skip
+    return train(cfg).run_dir / "best.pt"
+
+
+def test_crop_protocol_view_counts() -> None:
+    img = torch.randint(0, 255, (3, 120, 90), dtype=torch.uint8)
+    assert crop_views(img, 79, "single").shape == (1, 3, 79, 79)
+    assert crop_views(img, 79, "10").shape == (10, 3, 79, 79)
+    views = crop_views(img, 79, "144")
+    assert views.shape == (144, 3, 79, 79)
+    assert torch.equal(views[72], views[0].flip(-1))  # the second half mirrors the first
+    with pytest.raises(ValueError, match="valid values"):
+        crop_views(img, 79, "12")
+
+
+def test_ece_and_metrics_by_hand() -> None:
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    labels = torch.tensor([0, 1, 0, 1])
+    ece, bins = expected_calibration_error(probs, labels)
+    # bin (0.6, 0.667]: conf 0.6, acc 1; bin (0.667, 0.733]: conf 0.7, acc 1; bin (0.867, 0.933]: conf 0.9, acc 0.5
+    assert ece == pytest.approx((0.4 * 1 + 0.3 * 1 + 0.4 * 2) / 4)
+    assert sum(b["count"] for b in bins) == 4
+    m = classification_metrics(probs, labels, ["a", "b"])
+    assert m["top1"] == 0.75 and m["per_class"] == {"a": 1.0, "b": 0.5} and m["confusion"] == [[2, 0], [1, 1]]
+
+
+def test_evaluate_cli_single_10_144_and_ensemble(checkpoint: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    base = ["evaluate", str(checkpoint), "--dataset", "fashion-mnist", "--json", "--central-fraction", "1.0"]
+    assert main([*base, "--limit", "40", "--out", str(tmp_path / "ev")]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert single["n"] == 40 and single["protocol"] == "single" and "averaged weights" in single["weights"][0]
+    assert 0 <= single["ece"] <= 1 and len(single["per_class"]) == 10
+    assert {p.name for p in (tmp_path / "ev").iterdir()} == {"metrics.json", "confusion.png", "reliability.png"}
+    assert main([*base, "--limit", "10", "--crops", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["protocol"] == "10"
+    assert main([*base, "--limit", "2", "--crops", "144"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 2
+    assert main(["evaluate", str(checkpoint), str(checkpoint), "--dataset", "fashion-mnist", "--json",
+                 "--limit", "10"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["members"] == 2
+    # the same folder again is refused, nothing is overwritten
+    assert main([*base, "--limit", "5", "--out", str(tmp_path / "ev")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_ensemble_members_must_share_classes(checkpoint: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from inception_v3 import create_model
+    from inception_v3.weights import save_pretrained
+
+    three = create_model("inception_v3_79", width_multiplier=0.0625, min_depth=4, num_classes=3, in_chans=1,
+                         mean=(0.5,), std=(0.5,))  # fmt: skip
+    save_pretrained(three, tmp_path / "three", classes=["a", "b", "c"])
+    assert main(["evaluate", str(checkpoint), str(tmp_path / "three"), "--dataset", "fashion-mnist"]) == 2
+    assert "share their classes" in capsys.readouterr().err
+
+
+def test_predict_any_image_pillow_opens(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "rgb.jpg")
+    Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray(rng.integers(0, 255, (20, 20, 4), dtype=np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rng.integers(0, 255, (20, 20, 4), dtype=np.uint8), "CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(rng.integers(0, 65535, (24, 24), dtype=np.uint16)).save(tmp_path / "deep.png")
+    assert main(["predict", str(checkpoint), str(tmp_path), "--json", "--top-k", "3"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 5 and all(len(r["top"]) == 3 for r in results)
+    assert abs(sum(t["probability"] for t in results[0]["top"])) <= 1.0 + 1e-6
+    assert results[0]["top"][0]["label"] in {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                             "Sneaker", "Bag", "Ankle boot"}  # fmt: skip
+    assert main(["predict", str(checkpoint), str(tmp_path / "*.png")]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert main(["predict", str(checkpoint), str(tmp_path / "notes.txt")]) == 2
+    assert "notes.txt is not an image" in capsys.readouterr().err
