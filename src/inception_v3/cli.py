@@ -118,6 +118,21 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         print(r["image"] + ": " + ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"]))
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_model
+    from .weights import load_pretrained
+
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output} exists; choose another path or pass --overwrite")
+    model, _ = load_pretrained(args.checkpoint)
+    info = export_model(model, args.format, output, features=args.features)
+    print(json.dumps(info, indent=2) if args.json else
+          f"wrote {info['output']} ({info['format']}, {info['bytes']:,} bytes, input {info['input']}, "
+          f"output {info['output_name']})" + (f"; ONNX vs PyTorch max abs diff {info['onnx_max_abs_diff']:.2e}"
+                                              if "onnx_max_abs_diff" in info else ""))  # fmt: skip
+
+
 def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
     """The settings a run was started with (empty if its config.json is missing or unreadable)."""
     try:
@@ -194,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", default="single", choices=["single", "10", "144"])
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
+    p.add_argument("checkpoint", help="a checkpoint, weights file or save_pretrained folder")
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported-program"])
+    p.add_argument("--output", required=True, help="file to write")
+    p.add_argument("--features", action="store_true", help="output the pooled 2048-d features, not logits")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
     _add_train_options(p)
