@@ -27,36 +27,34 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def _curve(steps: list[dict[str, Any]], epochs: list[dict[str, Any]], keys: tuple[str, str, str],
+           labels: tuple[str, str, str], ylabel: str, title: str, path: Path) -> None:  # fmt: skip
+    """One per-step train curve and the per-epoch raw / averaged validation points."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["epoch"] for r in steps], [r[keys[0]] for r in steps], lw=0.8, label=labels[0])
+    for key, label, marker in zip(keys[1:], labels[1:], ("o-", "s-"), strict=True):
+        ax.plot([r["epoch"] for r in epochs], [r[key] for r in epochs], marker, label=label)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.legend()
+    _save(fig, path)
+
+
 def plot_curves(records: list[dict[str, Any]], plots: Path) -> list[str]:
     """loss.png, accuracy.png and lr.png from the step and epoch records."""
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]
-    names = []
-    if steps:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([r["epoch"] for r in steps], [r["loss"] for r in steps], lw=0.8, label="train (per step)")
-        if epochs:
-            ax.plot([r["epoch"] for r in epochs], [r["val_loss"] for r in epochs], "o-", label="val (raw)")
-            ax.plot([r["epoch"] for r in epochs], [r["ema_loss"] for r in epochs], "s-", label="val (averaged)")
-        ax.set(xlabel="epoch", ylabel="loss", title="Loss (train includes label smoothing and aux)")
-        ax.legend()
-        _save(fig, plots / "loss.png")
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([r["epoch"] for r in steps], [r["lr"] for r in steps])
-        ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
-        _save(fig, plots / "lr.png")
-        names += ["loss.png", "lr.png"]
-    if epochs or steps:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([r["epoch"] for r in steps], [r["train_acc"] for r in steps], lw=0.8, label="train (running)")
-        if epochs:
-            ax.plot([r["epoch"] for r in epochs], [r["val_top1"] for r in epochs], "o-", label="val top-1 (raw)")
-            ax.plot([r["epoch"] for r in epochs], [r["ema_top1"] for r in epochs], "s-", label="val top-1 (averaged)")
-        ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-        ax.legend()
-        _save(fig, plots / "accuracy.png")
-        names.append("accuracy.png")
-    return names
+    if not steps:
+        return []
+    _curve(steps, epochs, ("loss", "val_loss", "ema_loss"), ("train (per step)", "val (raw)", "val (averaged)"),
+           "loss", "Loss (train includes label smoothing and aux)", plots / "loss.png")  # fmt: skip
+    _curve(steps, epochs, ("train_acc", "val_top1", "ema_top1"),
+           ("train (running, per epoch)", "val top-1 (raw)", "val top-1 (averaged)"), "accuracy", "Accuracy",
+           plots / "accuracy.png")  # fmt: skip
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["epoch"] for r in steps], [r["lr"] for r in steps])
+    ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
+    _save(fig, plots / "lr.png")
+    return ["loss.png", "lr.png", "accuracy.png"]
 
 
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> None:
