@@ -51,6 +51,7 @@ class Mixed35(nn.Module):
 
     def __init__(self, cfg: InceptionConfig, in_channels: int, pool_features: int) -> None:
         super().__init__()
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
         d, pair_relu = cfg.depth, _factorized_relu(cfg)
         self.branch1x1 = ConvBN(cfg, in_channels, d(64), 1)
         self.branch5x5_1 = ConvBN(cfg, in_channels, d(48), 1)
@@ -65,7 +66,7 @@ class Mixed35(nn.Module):
         b1 = self.branch1x1(x)  # N x 64 x 35 x 35
         b5 = self.branch5x5_2(self.branch5x5_1(x))  # N x 64 x 35 x 35
         b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))  # N x 96 x 35 x 35
-        bp = self.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1))  # N x pool_features x 35 x 35
+        bp = self.branch_pool(self.pool(x))  # N x pool_features x 35 x 35
         return torch.cat([b1, b5, b3, bp], 1)  # N x 256|288 x 35 x 35
 
 
@@ -93,6 +94,7 @@ class Mixed17(nn.Module):
 
     def __init__(self, cfg: InceptionConfig, in_channels: int, channels_7x7: int) -> None:
         super().__init__()
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
         d, pair_relu = cfg.depth, _factorized_relu(cfg)
         c7 = d(channels_7x7)
         self.branch1x1 = ConvBN(cfg, in_channels, d(192), 1)
@@ -113,7 +115,7 @@ class Mixed17(nn.Module):
         bd = self.branch7x7dbl_1(x)  # N x c7 x 17 x 17
         bd = self.branch7x7dbl_3(self.branch7x7dbl_2(bd))  # N x c7 x 17 x 17
         bd = self.branch7x7dbl_5(self.branch7x7dbl_4(bd))  # N x 192 x 17 x 17
-        bp = self.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1))  # N x 192 x 17 x 17
+        bp = self.branch_pool(self.pool(x))  # N x 192 x 17 x 17
         return torch.cat([b1, b7, bd, bp], 1)  # N x 768 x 17 x 17
 
 
@@ -144,6 +146,7 @@ class Mixed8(nn.Module):
 
     def __init__(self, cfg: InceptionConfig, in_channels: int) -> None:
         super().__init__()
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
         d = cfg.depth
         self.branch1x1 = ConvBN(cfg, in_channels, d(320), 1)
         self.branch3x3_1 = ConvBN(cfg, in_channels, d(384), 1)
@@ -162,7 +165,7 @@ class Mixed8(nn.Module):
         b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)  # N x 768 x 8 x 8
         bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))  # N x 384 x 8 x 8
         bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)  # N x 768 x 8 x 8
-        bp = self.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1))  # N x 192 x 8 x 8
+        bp = self.branch_pool(self.pool(x))  # N x 192 x 8 x 8
         return torch.cat([b1, b3, bd, bp], 1)  # N x 2048 x 8 x 8
 
 

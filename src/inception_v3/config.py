@@ -42,6 +42,8 @@ class InceptionConfig:
         channels = max(int(d * width_multiplier), min_depth).
     mean, std: the input normalization the weights expect; (0.5, 0.5, 0.5) is TF's [-1, 1].
     normalize_input: apply mean/std inside the model (stored in the state_dict as buffers).
+    pool_include_pad: whether the blocks' 3x3 average pools count the zero padding (torchvision and
+        timm: yes; TensorFlow/Keras "same" pooling: no).
     """
 
     num_classes: int = 1000
@@ -59,6 +61,7 @@ class InceptionConfig:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     normalize_input: bool = False
+    pool_include_pad: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("receptive_field", self.receptive_field, RECEPTIVE_FIELDS)

@@ -1,0 +1,39 @@
+"""Keras InceptionV3 weights (Keras 3 `.weights.h5`, built here with random weights) load and match."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+from inception_v3.errors import UserError
+from inception_v3.weights import load_pretrained
+
+
+def test_keras_weights_load_and_match(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(0)
+    reference = keras.applications.InceptionV3(weights=None, classifier_activation=None)
+    rng = np.random.default_rng(0)
+    for layer in reference.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.uniform(-0.1, 0.1, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+    reference.save_weights(str(tmp_path / "inception_v3.weights.h5"))
+    model, report = load_pretrained(tmp_path / "inception_v3.weights.h5")
+    assert not report.missing and not report.replaced and len(report.loaded) == len(model.state_dict())
+    assert model.AuxLogits is None and not model.config.pool_include_pad  # Keras: no aux head, TF pooling
+    x = torch.rand(2, 3, 299, 299) * 2 - 1  # Keras' preprocess_input: [-1, 1]
+    theirs = torch.as_tensor(np.asarray(keras.ops.convert_to_numpy(reference(x.permute(0, 2, 3, 1).numpy()))))
+    with torch.no_grad():
+        assert (model.eval()(x) - theirs).abs().max() < 1e-4
+
+
+def test_not_a_keras_file(tmp_path: Path) -> None:
+    (tmp_path / "w.h5").write_bytes(b"nope")
+    with pytest.raises(UserError, match="cannot read"):
+        load_pretrained(tmp_path / "w.h5")
