@@ -17,6 +17,7 @@ PARAMS = {
     "inception_v2_factorized_7x7": 27_160_496,
     "inception_v3_no_aux": 23_834_568,
     "inception_v3_linear_factorized": 27_161_264,
+    "inception_v3_fid": 23_850_960,
 }
 
 
@@ -39,21 +40,22 @@ def test_preset_shapes_at_nominal_and_minimum_size(preset: str) -> None:
     model = create_model(preset)
     assert n_params(model) == PARAMS[preset]
     nominal = model.config.receptive_field
+    classes = model.config.num_classes
     for size in (nominal, model.min_size):
         x = torch.randn(2, 3, size, size)
         for training in (True, False):
             model.train(training)
             with torch.no_grad():
                 logits = model(x)
-            assert isinstance(logits, torch.Tensor) and logits.shape == (2, 1000)
+            assert isinstance(logits, torch.Tensor) and logits.shape == (2, classes)
     features = model.eval().forward_features(torch.randn(1, 3, nominal, nominal))
     assert features.shape == (1, 2048, 8, 8)
     assert model.forward_head(features, pre_logits=True).shape == (1, 2048)
     model.train()
     out = model.forward_with_aux(torch.randn(2, 3, model.min_size_aux, model.min_size_aux))
-    assert isinstance(out, InceptionOutputs) and out.logits.shape == (2, 1000)
+    assert isinstance(out, InceptionOutputs) and out.logits.shape == (2, classes)
     if model.config.aux_logits:
-        assert out.aux_logits is not None and out.aux_logits.shape == (2, 1000)
+        assert out.aux_logits is not None and out.aux_logits.shape == (2, classes)
     else:
         assert out.aux_logits is None
 

@@ -144,9 +144,13 @@ class Reduction17to8(nn.Module):
 class Mixed8(nn.Module):
     """Figure 7 block on the 8x8 grid (Mixed_7b/7c): expanded filter banks, 3x3 split into 1x3 | 3x1."""
 
-    def __init__(self, cfg: InceptionConfig, in_channels: int) -> None:
+    def __init__(self, cfg: InceptionConfig, in_channels: int, max_pool: bool = False) -> None:
         super().__init__()
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
+        self.pool = (
+            nn.MaxPool2d(3, stride=1, padding=1)
+            if max_pool
+            else nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
+        )
         d = cfg.depth
         self.branch1x1 = ConvBN(cfg, in_channels, d(320), 1)
         self.branch3x3_1 = ConvBN(cfg, in_channels, d(384), 1)

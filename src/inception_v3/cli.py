@@ -133,6 +133,23 @@ def _cmd_export(args: argparse.Namespace) -> None:
                                               if "onnx_max_abs_diff" in info else ""))  # fmt: skip
 
 
+def _cmd_fid(args: argparse.Namespace) -> None:
+    from .fid import frechet_distance, load_fid_network, save_stats, stats_for
+
+    if args.save_stats and Path(args.save_stats).exists():
+        raise UserError(f"{args.save_stats} exists; choose another path")
+    model = load_fid_network(args.weights) if args.weights else None
+    mu1, s1 = stats_for(args.a, model, args.batch_size, args.dims)
+    if args.save_stats:
+        save_stats(mu1, s1, args.save_stats)
+    if args.b is None:
+        print(f"statistics of {args.a} saved to {args.save_stats}")
+        return
+    mu2, s2 = stats_for(args.b, model, args.batch_size, args.dims)
+    value = frechet_distance(mu1, s1, mu2, s2)
+    print(json.dumps({"fid": value, "a": args.a, "b": args.b}) if args.json else f"FID {value:.6f}")
+
+
 def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
     """The settings a run was started with (empty if its config.json is missing or unreadable)."""
     try:
@@ -218,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("fid", help="Frechet Inception Distance between two image folders or .npz statistics")
+    p.add_argument("a", help="folder of images or .npz statistics")
+    p.add_argument("b", nargs="?", help="folder of images or .npz statistics (omit with --save-stats)")
+    p.add_argument("--weights", help="the FID network's weights, e.g. pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--save-stats", help="write A's statistics (mu, sigma) to this .npz")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="feature tap (pool3: 2048)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_fid)
 
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
     _add_train_options(p)

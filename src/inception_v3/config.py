@@ -44,6 +44,7 @@ class InceptionConfig:
     normalize_input: apply mean/std inside the model (stored in the state_dict as buffers).
     pool_include_pad: whether the blocks' 3x3 average pools count the zero padding (torchvision and
         timm: yes; TensorFlow/Keras "same" pooling: no).
+    last_block_max_pool: Mixed_7c's pool branch max-pools (the 2015 graph used for FID) instead of averaging.
     """
 
     num_classes: int = 1000
@@ -62,6 +63,7 @@ class InceptionConfig:
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     normalize_input: bool = False
     pool_include_pad: bool = True
+    last_block_max_pool: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("receptive_field", self.receptive_field, RECEPTIVE_FIELDS)
@@ -142,6 +144,12 @@ PRESETS: dict[str, Preset] = {
             "inception_v3_no_aux",
             "Inception-v3 without the auxiliary head",
             InceptionConfig(aux_logits=False),
+        ),
+        Preset(
+            "inception_v3_fid",
+            "The 2015 graph of the FID tools (pytorch-fid's pt_inception-2015-12-05): 1008 classes, no aux "
+            "head, pools that skip padding, max pool in Mixed_7c",
+            InceptionConfig(num_classes=1008, aux_logits=False, pool_include_pad=False, last_block_max_pool=True),
         ),
         Preset(
             "inception_v3_linear_factorized",

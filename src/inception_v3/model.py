@@ -102,7 +102,7 @@ class Inception3(nn.Module):
         self.AuxLogits = AuxHead(cfg, self.Mixed_6e.out_channels) if cfg.aux_logits else None
         self.Mixed_7a = Reduction17to8(cfg, self.Mixed_6e.out_channels)
         self.Mixed_7b = Mixed8(cfg, self.Mixed_7a.out_channels)
-        self.Mixed_7c = Mixed8(cfg, self.Mixed_7b.out_channels)
+        self.Mixed_7c = Mixed8(cfg, self.Mixed_7b.out_channels, max_pool=cfg.last_block_max_pool)
         self.num_features = self.Mixed_7c.out_channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(cfg.drop_rate)
