@@ -80,7 +80,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
                      eps: float = 1e-6) -> float:  # fmt: skip
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); a tiny diagonal offset if the product is singular."""
     try:
-            except ImportError:
+        from scipy import linalg
+    except ImportError:
         raise UserError("FID needs scipy: pip install 'inception-v3[fid]'") from None
     covmean = linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
