@@ -33,6 +33,22 @@ def test_keras_weights_load_and_match(tmp_path: Path) -> None:
         assert (model.eval()(x) - theirs).abs().max() < 1e-4
 
 
+def test_keras2_h5_layout(tmp_path: Path) -> None:
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(1)
+    reference = keras.applications.InceptionV3(weights=None, classifier_activation=None, classes=7)
+    with h5py.File(tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    model, report = load_pretrained(tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
+    assert model.config.num_classes == 7 and not report.missing
+    x = torch.rand(1, 3, 299, 299) * 2 - 1
+    theirs = torch.as_tensor(np.asarray(keras.ops.convert_to_numpy(reference(x.permute(0, 2, 3, 1).numpy()))))
+    with torch.no_grad():
+        assert (model.eval()(x) - theirs).abs().max() < 1e-4
+
+
 def test_not_a_keras_file(tmp_path: Path) -> None:
     (tmp_path / "w.h5").write_bytes(b"nope")
     with pytest.raises(UserError, match="cannot read"):

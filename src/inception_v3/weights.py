@@ -91,23 +91,35 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
 
 
 def read_keras_weights(path: Path) -> list[tuple[str, list[Tensor]]]:
-    """A Keras 3 `.weights.h5` file: (layer key, arrays) in the file's layer order."""
+    """Keras weights, (layer, arrays) in Keras' layer order: a Keras 3 `.weights.h5` (layers/<name>/vars/<i>)
+    or a Keras 2 `.h5` such as the released inception_v3_weights_tf_dim_ordering_tf_kernels.h5."""
     try:
         import h5py
     except ImportError:
-        raise UserError("Keras weight files need h5py: pip install h5py") from None
+        raise UserError("Keras weight files need h5py: pip install 'inception-v3[keras]'") from None
+
+    def arrays(group: Any, names: list[str]) -> list[Tensor]:
+        return [torch.from_numpy(group[n][()]) for n in names]
+
+    out = []
     try:
         with h5py.File(path, "r") as f:
-            if "layers" not in f:
-                raise UserError(f"{path} is not a Keras 3 .weights.h5 file (no 'layers' group); legacy Keras 2 "
-                                f".h5 files are not supported yet")  # fmt: skip
-            out = []
-            for key, group in f["layers"].items():
-                if "vars" in group and len(group["vars"]):
-                    out.append((key, [torch.from_numpy(group["vars"][str(i)][()]) for i in range(len(group["vars"]))]))
+            if "layers" in f:
+                for name, group in f["layers"].items():
+                    if "vars" in group and len(group["vars"]):
+                        out.append((name, arrays(group["vars"], [str(i) for i in range(len(group["vars"]))])))
+                return sorted(out, key=lambda item: _natural(item[0]))
+            root = f.get("model_weights", f)
+            for raw in root.attrs.get("layer_names", []):
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                names = [n.decode() if isinstance(n, bytes) else str(n) for n in root[name].attrs["weight_names"]]
+                if names:
+                    out.append((name, arrays(root[name], names)))
     except OSError as exc:
         raise UserError(f"cannot read {path} as HDF5: {exc}") from None
-    return sorted(out, key=lambda item: _natural(item[0]))
+    if not out:
+        raise UserError(f"{path} holds no Keras layer weights")
+    return out
 
 
 def _natural(key: str) -> tuple[str, int]:
