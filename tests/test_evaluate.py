@@ -96,3 +96,18 @@ def test_predict_any_image_pillow_opens(checkpoint: Path, tmp_path: Path, capsys
     (tmp_path / "notes.txt").write_text("not an image")
     assert main(["predict", str(checkpoint), str(tmp_path / "notes.txt")]) == 2
     assert "notes.txt is not an image" in capsys.readouterr().err
+
+
+def test_evaluate_an_image_folder(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(1)
+    for name in ("Bag", "Coat"):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(tmp_path / "val" / name / f"{i}.png")
+    assert main(["evaluate", str(checkpoint), "--data", str(tmp_path / "val"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 4
+    (tmp_path / "val" / "Zebra").mkdir()
+    Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(tmp_path / "val" / "Zebra" / "0.png")
+    assert main(["evaluate", str(checkpoint), "--data", str(tmp_path / "val")]) == 2
+    assert "Zebra" in capsys.readouterr().err

@@ -104,3 +104,16 @@ def test_convert_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "not empty" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "missing.pth"), str(tmp_path / "out2")]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "out2").exists()
+
+
+def test_torchvision_transform_input_becomes_explicit_normalization(tmp_path: Path) -> None:
+    # torchvision's released model: ImageNet-normalized input, re-normalized inside by transform_input
+    reference = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False,
+                                                transform_input=True).eval()  # fmt: skip
+    torch.save(reference.state_dict(), tmp_path / "tv.pth")
+    model, _ = load_pretrained(tmp_path / "tv.pth")
+    pixels = torch.rand(2, 3, 299, 299)  # images in [0, 1]
+    imagenet = torchvision.transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    ours_norm = torchvision.transforms.Normalize(model.config.mean, model.config.std)
+    with torch.no_grad():
+        assert (model.eval()(ours_norm(pixels)) - reference(imagenet(pixels))).abs().max() < 1e-4
