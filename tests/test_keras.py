@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from inception_v3.errors import UserError
-from inception_v3.weights import load_pretrained
+from inception_v3.weights import from_pretrained, load_pretrained
 
 
 def test_keras_weights_load_and_match(tmp_path: Path) -> None:
@@ -43,6 +43,13 @@ def test_keras2_h5_layout(tmp_path: Path) -> None:
         legacy_h5_format.save_weights_to_hdf5_group(f, reference)
     model, report = load_pretrained(tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
     assert model.config.num_classes == 7 and not report.missing
+    from inception_v3.cli import main
+
+    assert (
+        main(["convert", str(tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"), str(tmp_path / "o")])
+        == 0
+    )
+    assert from_pretrained(tmp_path / "o").config == model.config
     x = torch.rand(1, 3, 299, 299) * 2 - 1
     theirs = torch.as_tensor(np.asarray(keras.ops.convert_to_numpy(reference(x.permute(0, 2, 3, 1).numpy()))))
     with torch.no_grad():

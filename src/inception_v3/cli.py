@@ -91,7 +91,8 @@ def _cmd_convert(args: argparse.Namespace) -> None:
         raise UserError(f"{dst} is not empty; choose another folder or pass --overwrite")
     overrides = {"num_classes": args.num_classes} if args.num_classes else {}
     model, report = load_pretrained(args.src, preset=args.preset, **overrides)
-    classes = read_state_dict(args.src)[1].get("classes", []) if not overrides else []
+    keeps_classes = not overrides and not args.src.endswith(".h5")  # Keras files carry no class names
+    classes = read_state_dict(args.src)[1].get("classes", []) if keeps_classes else []
     save_pretrained(model, dst, classes=classes)
     print(f"{args.src} -> {dst}: {report.summary()}")
 
