@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
-STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+TESTDEPS := $(VENV)/.installed-test
 
 .PHONY: demo test lint data clean-venv
 
-$(STAMP): pyproject.toml
+# The package alone (enough for the demo), then the test dependencies on top.
+$(BASE): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TESTDEPS): $(BASE)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
@@ -26,13 +32,13 @@ data:
 	fi
 
 # The main job: train + evaluate on Fashion-MNIST, report in runs/demo/report.md (replaces an earlier demo run).
-demo: $(STAMP) data
+demo: $(BASE) data
 	$(BIN)/inception-v3 train --recipe demo --data-dir $(DATA_DIR) --overwrite
 
-test: $(STAMP) data
+test: $(TESTDEPS) data
 	$(BIN)/python -m pytest -q tests
 
-lint: $(STAMP)
+lint: $(TESTDEPS)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
