@@ -84,16 +84,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
-    from .weights import load_pretrained, read_state_dict, save_pretrained
+    from .weights import load_pretrained, save_pretrained
 
     dst = Path(args.dst)
     if dst.exists() and any(dst.iterdir()) and not args.overwrite:
         raise UserError(f"{dst} is not empty; choose another folder or pass --overwrite")
     overrides = {"num_classes": args.num_classes} if args.num_classes else {}
     model, report = load_pretrained(args.src, preset=args.preset, **overrides)
-    keeps_classes = not overrides and not args.src.endswith(".h5")  # Keras files carry no class names
-    classes = read_state_dict(args.src)[1].get("classes", []) if keeps_classes else []
-    save_pretrained(model, dst, classes=classes)
+    save_pretrained(model, dst, classes=report.classes)
     print(f"{args.src} -> {dst}: {report.summary()}")
 
 

@@ -33,6 +33,7 @@ _FASHION_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _APT_HINT = "install it with 'sudo apt-get install -y dataset-fashion-mnist' or pass --data-dir"
 
 
@@ -142,7 +143,8 @@ class TensorImages(Dataset):
         return self.transform(self.images[i].unsqueeze(0)), int(self.labels[i])
 
 
-def _decode(path: str) -> Tensor:
+def decode_file(path: str) -> Tensor:
+    """An image file decoded with torchvision.io (uint8 C x H x W)."""
     with open(path, "rb") as f:
         data = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)
     return decode_image(data, mode=ImageReadMode.UNCHANGED)
@@ -156,7 +158,7 @@ class ImageFolderDataset(datasets.ImageFolder):
         if not Path(root).is_dir():
             raise UserError(f"image directory {root} does not exist")
         try:
-            super().__init__(root, transform=transform, loader=_decode, is_valid_file=_is_image_file)
+            super().__init__(root, transform=transform, loader=decode_file, is_valid_file=is_image_file)
         except (FileNotFoundError, RuntimeError) as exc:
             raise UserError(f"{root}: {exc}") from None
         self.skip_bad = skip_bad
@@ -172,8 +174,8 @@ class ImageFolderDataset(datasets.ImageFolder):
         return self.transform(image), label
 
 
-def _is_image_file(path: str) -> bool:
-    return path.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"))
+def is_image_file(path: str) -> bool:
+    return path.lower().endswith(IMAGE_SUFFIXES)
 
 
 def collate(batch: list[Any]) -> tuple[Tensor, Tensor, int]:

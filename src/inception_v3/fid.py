@@ -14,9 +14,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .checkpoint import atomic_write
+from .data import IMAGE_SUFFIXES
 from .errors import UserError
 from .model import Inception3
-from .predict import IMAGE_SUFFIXES, read_image
+from .predict import read_image
 from .weights import load_pretrained
 
 

@@ -10,10 +10,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .data import IMAGE_SUFFIXES
 from .errors import UserError
 from .protocols import load_members, predict_probs
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:

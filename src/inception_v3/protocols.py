@@ -14,26 +14,25 @@ from tqdm import tqdm
 
 from .checkpoint import atomic_write
 from .crops import crop_views
-from .data import FASHION_MNIST_DIR, load_fashion_mnist
+from .data import FASHION_MNIST_DIR, decode_file, is_image_file, load_fashion_mnist
 from .errors import UserError
 from .evaluate import classification_metrics
 from .model import Inception3
-from .weights import load_pretrained, read_state_dict
+from .weights import load_pretrained
 
 
 def load_members(paths: list[str]) -> tuple[list[Inception3], list[str], list[str]]:
     """The ensemble's models (eval mode), their shared class names, and which weights each used."""
     models, sources, classes = [], [], None
     for path in paths:
-        _, meta = read_state_dict(path)
-        model, _ = load_pretrained(path)
-        names = meta.get("classes") or [str(i) for i in range(model.config.num_classes)]
+        model, report = load_pretrained(path)
+        names = report.classes or [str(i) for i in range(model.config.num_classes)]
         if classes is not None and names != classes:
             raise UserError(f"{path} predicts other classes than {paths[0]} ({len(names)} vs {len(classes)}); "
                             f"ensemble members must share their classes")  # fmt: skip
         classes = names
         models.append(model.eval())
-        sources.append(f"{path}: {meta.get('source', 'weights as stored')}")
+        sources.append(f"{path}: {report.source}")
     assert classes is not None
     return models, classes, sources
 
@@ -47,11 +46,9 @@ def iter_images(dataset: str, data: str | None, classes: list[str], limit: int |
         return
     from torchvision.datasets import ImageFolder
 
-    from .data import _decode, _is_image_file
-
     if not data or not Path(data).is_dir():
         raise UserError(f"evaluation folder {data} does not exist (expected one sub-folder per class)")
-    folder = ImageFolder(data, loader=_decode, is_valid_file=_is_image_file, allow_empty=True)
+    folder = ImageFolder(data, loader=decode_file, is_valid_file=is_image_file, allow_empty=True)
     unknown = sorted(set(folder.classes) - set(classes))
     if unknown:
         raise UserError(f"{data} has classes the checkpoint does not know: {', '.join(unknown[:5])}")
@@ -60,7 +57,7 @@ def iter_images(dataset: str, data: str | None, classes: list[str], limit: int |
         raise UserError(f"no images found in {data}")
     for path, idx in samples:
         try:
-            image = _decode(path)
+            image = decode_file(path)
         except (RuntimeError, OSError, ValueError):
             raise UserError(f"cannot decode image {path}; fix or remove it") from None
         yield image, classes.index(folder.classes[idx])

@@ -35,6 +35,8 @@ class LoadReport:
     replaced: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # the class names stored with the weights, if any
+    source: str = "weights as stored"  # which weights of a training checkpoint were used
 
     def summary(self) -> str:
         return (f"loaded {len(self.loaded)} tensors, replaced {len(self.replaced)} (new classifier), "
@@ -208,7 +210,11 @@ def load_pretrained(
         base = base.replace(aux_logits=False)
     wanted = base.replace(**overrides) if overrides else base
     model = Inception3(wanted)
-    return model, _load_into(model, state, str(path))
+    report = _load_into(model, state, str(path))
+    if "num_classes" not in overrides:
+        report.classes = list(meta.get("classes", []))
+    report.source = meta.get("source", report.source)
+    return model, report
 
 
 def _file_num_classes(state: dict[str, Tensor]) -> int | None:
