@@ -83,6 +83,25 @@ def _cmd_train(args: argparse.Namespace) -> None:
         raise SystemExit(130)
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import reproduce
+    from .reproduction_report import write_report
+
+    out_dir = Path(args.out_dir)
+    records = Path(args.records) if args.records else out_dir / "records"
+    report = Path(args.report) if args.report else out_dir / "reproduction.md"
+    if args.report_only:
+        if not records.is_dir():
+            raise UserError(f"no run records in {records}; run `inception-v3 reproduce EXPERIMENT` first")
+        write_report(records, report)
+        print(f"report: {report}")
+        return
+    if not args.experiments:
+        raise UserError("name at least one experiment: table2, table3, factorization, aux, label-smoothing, crops")
+    if not reproduce(args.experiments, args.budget, args.seeds, out_dir, records, report, args.data_dir):
+        raise SystemExit(130)
+
+
 def _cmd_convert(args: argparse.Namespace) -> None:
     from .weights import load_pretrained, save_pretrained
 
@@ -248,6 +267,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
     _add_train_options(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("reproduce", help="rerun the paper's experiments (Tables 2-5, Sections 3, 4, 7) over seeds")
+    p.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="table2, table3, factorization, aux, label-smoothing, crops",
+    )
+    p.add_argument(
+        "--budget",
+        default="cpu",
+        help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) or paper (ImageNet)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
+    p.add_argument("--data-dir", help="Fashion-MNIST folder (default: Debian's) or ImageNet train/ val/ for paper")
+    p.add_argument("--out-dir", default="runs/reproduce", help="where the training runs (checkpoints) go")
+    p.add_argument("--records", help="where the run records go (default: OUT_DIR/records)")
+    p.add_argument("--report", help="the report to (re)write (default: OUT_DIR/reproduction.md)")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report from the records; run nothing")
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 

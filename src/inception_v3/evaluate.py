@@ -1,4 +1,4 @@
-"""Evaluation: top-1 / top-5 accuracy and loss over a data loader (single crop)."""
+"""Evaluation: top-1 / top-5 accuracy, loss and calibration over a data loader (single crop)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
+
+ECE_BINS = 15
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
@@ -29,7 +31,7 @@ def evaluate(
     desc: str | None = None,
     num_classes: int | None = None,
 ) -> dict[str, Any]:
-    """Top-1/top-5 accuracy, mean loss, and (with `num_classes`) the confusion matrix as counts.
+    """Top-1/top-5 accuracy, mean loss, ECE (15 bins), and (with `num_classes`) the confusion matrix as counts.
 
     Under torch.distributed the counts are summed over all ranks, so every rank returns the totals.
     """
@@ -37,6 +39,7 @@ def evaluate(
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # n, top1, top5, loss
     confusion = torch.zeros(num_classes or 1, num_classes or 1, dtype=torch.long, device=device)
+    calibration = torch.zeros(3, ECE_BINS, dtype=torch.float64, device=device)  # count, confidence, correct
     for x, y, _ in tqdm(batches, desc=desc, leave=False, disable=desc is None, unit="batch"):
         if len(y) == 0:
             continue
@@ -53,22 +56,29 @@ def evaluate(
             correct.any(1).sum().double(),
             F.cross_entropy(logits, y, reduction="sum").double(),
         ])  # fmt: skip
+        conf = logits.softmax(1).max(1).values.double()
+        bins = (conf * ECE_BINS).ceil().long().clamp(1, ECE_BINS) - 1
+        for row, values in enumerate((torch.ones_like(conf), conf, correct[:, 0].double())):
+            calibration[row].index_add_(0, bins, values)
         if num_classes:
             confusion += torch.bincount(y * num_classes + top5[:, 0], minlength=num_classes**2).view_as(confusion)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(sums)
         torch.distributed.all_reduce(confusion)
+        torch.distributed.all_reduce(calibration)
     model.train(was_training)
     n = max(sums[0].item(), 1.0)
     result: dict[str, Any] = {"n": int(sums[0].item()), "top1": sums[1].item() / n, "top5": sums[2].item() / n,
-                              "loss": sums[3].item() / n}  # fmt: skip
+                              "loss": sums[3].item() / n,
+                              "ece": float((calibration[1] - calibration[2]).abs().sum().item() / n)}  # fmt: skip
     if num_classes:
         result["confusion"] = confusion.cpu().tolist()
     return result
 
 
 # ----------------------------------------------------------------------------- the paper's protocols
-def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = 15) -> tuple[float, list[dict[str, float]]]:
+def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = ECE_BINS
+                               ) -> tuple[float, list[dict[str, float]]]:  # fmt: skip
     """ECE over `bins` equal-width confidence bins, and the per-bin (confidence, accuracy, count)."""
     conf, pred = probs.max(1)
     correct = (pred == labels).float()

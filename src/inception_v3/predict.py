@@ -56,7 +56,7 @@ def predict(weights: list[str], inputs: list[str], top_k: int = 5, protocol: str
     models, classes, _ = load_members(weights)
     results = []
     for path, image in zip(paths, images, strict=True):
-        probs = predict_probs(models, image, protocol)
+        probs = predict_probs(models, [image], protocol)[0]
         top = probs.topk(min(top_k, len(classes)))
         results.append({"image": str(path), "top": [{"label": classes[int(i)], "probability": float(p)}
                                                    for p, i in zip(top.values, top.indices, strict=True)]})  # fmt: skip

@@ -77,14 +77,27 @@ def to_model_input(views: Tensor, model: Inception3) -> Tensor:
 
 
 @torch.no_grad()
-def predict_probs(models: list[Inception3], image: Tensor, protocol: str, central_fraction: float = 0.875) -> Tensor:
-    """Class probabilities for one image: softmax averaged over crops, then over ensemble members."""
+def predict_probs(models: list[Inception3], images: list[Tensor], protocol: str, central_fraction: float = 0.875
+                  ) -> Tensor:  # fmt: skip
+    """Class probabilities (N x K) for N images: softmax averaged over crops, then over ensemble members."""
     out = []
     for model in models:
-        views = crop_views(image, model.config.receptive_field, protocol, central_fraction)
-        probs = torch.cat([model(to_model_input(chunk, model)).softmax(1) for chunk in views.split(64)])
-        out.append(probs.mean(0))
+        views = torch.stack([crop_views(im, model.config.receptive_field, protocol, central_fraction) for im in images])
+        flat = views.flatten(0, 1)  # (N * crops) x C x H x W
+        probs = torch.cat([model(to_model_input(chunk, model)).softmax(1) for chunk in flat.split(128)])
+        out.append(probs.view(len(images), -1, probs.shape[1]).mean(1))
     return torch.stack(out).mean(0)
+
+
+def _chunks(items: Iterator[tuple[Tensor, int]], size: int) -> Iterator[list[tuple[Tensor, int]]]:
+    chunk: list[tuple[Tensor, int]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
@@ -95,11 +108,14 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
         raise UserError(f"{out} is not empty; choose another folder")
     models, classes, sources = load_members(paths)
     probs, labels = [], []
-    items = iter_images(dataset, data, classes, limit)
-    for image, label in tqdm(items, desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress):
-        probs.append(predict_probs(models, image, protocol, central_fraction))
-        labels.append(label)
-    metrics = classification_metrics(torch.stack(probs), torch.tensor(labels), classes)
+    per_batch = 32 if protocol == "single" else 4  # images per forward pass (crops multiply it)
+    bar = tqdm(desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
+    for chunk in _chunks(iter_images(dataset, data, classes, limit), per_batch):
+        probs.append(predict_probs(models, [image for image, _ in chunk], protocol, central_fraction))
+        labels += [label for _, label in chunk]
+        bar.update(len(chunk))
+    bar.close()
+    metrics = classification_metrics(torch.cat(probs), torch.tensor(labels), classes)
     result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "members": len(models), **metrics}
     if out:
         from .report import plot_confusion, plot_reliability

@@ -14,6 +14,7 @@ class TrainConfig:
 
     # model (None keeps the preset's value)
     preset: str = "inception_v3"
+    receptive_field: int | None = None  # 299, 151 or 79: the same preset at another Table 2 input size
     width_multiplier: float | None = None
     min_depth: int | None = None
     drop_rate: float | None = None

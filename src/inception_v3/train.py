@@ -159,7 +159,8 @@ class TrainForward(nn.Module):
 
 def build_model(cfg: TrainConfig, num_classes: int, channels: int) -> Inception3:
     """The recipe's model for `num_classes` classes and `channels` input channels (mean/std 0.5: [-1, 1])."""
-    overrides = {k: getattr(cfg, k) for k in ("width_multiplier", "min_depth", "drop_rate", "bn_momentum")}
+    fields = ("receptive_field", "width_multiplier", "min_depth", "drop_rate", "bn_momentum")
+    overrides = {k: getattr(cfg, k) for k in fields}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return Inception3(get_config(cfg.preset, num_classes=num_classes, in_chans=channels,
                                  mean=(0.5,) * channels, std=(0.5,) * channels, **overrides))  # fmt: skip
@@ -241,8 +242,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
 
     # Data: Inception preprocessing at the model's own input size.
     channels = data_channels(cfg)
-    preset_rf = get_config(cfg.preset).receptive_field
-    prep = Preprocessing(size=preset_rf, crop_area=(cfg.crop_area_min, 1.0), color_distortion=cfg.color_distortion,
+    size = cfg.receptive_field or get_config(cfg.preset).receptive_field
+    prep = Preprocessing(size=size, crop_area=(cfg.crop_area_min, 1.0), color_distortion=cfg.color_distortion,
                          eval_crop=cfg.eval_crop, mean=(0.5,) * channels, std=(0.5,) * channels)  # fmt: skip
     splits = build_datasets(cfg.dataset, cfg.data_dir, prep, channels, cfg.skip_bad_images, cfg.train_subset,
                             cfg.val_subset)  # fmt: skip

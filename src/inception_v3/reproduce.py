@@ -1,0 +1,314 @@
+"""`inception-v3 reproduce`: the paper's experiments as grids of ordinary training runs
+(`train.train`) and evaluations (`protocols.run_evaluation`), at a compute budget, over seeds.
+
+Every finished run leaves a small JSON record (config, seed, time, metrics, curves); the report
+(`reproduction_report.py`) is rebuilt from those records alone. A run is identified by a hash of its
+resolved training config, so the same run shared by two experiments (Inception-v3 with label
+smoothing 0.1 is in table3, aux, factorization and label-smoothing) is trained once, and an
+interrupted `reproduce` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .accounting import count_macs
+from .checkpoint import atomic_write
+from .config import InceptionConfig
+from .errors import UserError
+from .model import Inception3
+from .recipes import PAPER, TrainConfig, get_recipe
+
+V3 = {"preset": "inception_v3"}
+# Settings that do not change a run's result, left out of its identity.
+UNHASHED = ("out_dir", "name", "workers", "device", "data_dir", "checkpoint_every", "keep_last")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of an experiment: training-config overrides on top of the budget, and the paper's number."""
+
+    name: str
+    overrides: dict[str, Any]
+    paper_top1: float | None = None  # ImageNet top-1 accuracy (%) from facts.md, None where the paper has none
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`better` should beat `worse` by `paper_delta` top-1 points (None: the paper states no number)."""
+
+    text: str
+    better: str
+    worse: str
+    paper_delta: float | None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    variants: list[Variant]
+    claims: list[Claim]
+    crops: bool = False  # evaluate the `source` experiment's checkpoints under crop protocols instead of training
+    notes: str = ""
+    source: str = ""  # crops: the variant whose checkpoints are evaluated
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("table2", "Table 2: receptive field 299 / 151 / 79 at equal compute", [
+        Variant("299", {**V3, "receptive_field": 299}, 76.6),
+        Variant("151", {**V3, "receptive_field": 151}, 76.4),
+        Variant("79", {**V3, "receptive_field": 79}, 75.2),
+    ], [
+        Claim("151x151 input is almost as good as 299x299 at the same compute", "299", "151", 0.2),
+        Claim("79x79 input loses only a little at the same compute", "299", "79", 1.4),
+    ]),
+    Experiment("table3", "Table 3: the cumulative ladder from Inception-v2 to Inception-v3", [
+        Variant("Inception-v2", {"preset": "inception_v2", "optimizer": "sgd", "label_smoothing": 0.0}, 76.6),
+        Variant("+ RMSProp", {"preset": "inception_v2", "label_smoothing": 0.0}, 76.9),
+        Variant("+ Label Smoothing", {"preset": "inception_v2"}, 77.2),
+        Variant("+ Factorized 7x7", {"preset": "inception_v2_factorized_7x7"}, 78.4),
+        Variant("+ BN-auxiliary (v3)", V3, 78.8),
+    ], [
+        Claim("RMSProp beats SGD with momentum", "+ RMSProp", "Inception-v2", 0.3),
+        Claim("label smoothing helps", "+ Label Smoothing", "+ RMSProp", 0.3),
+        Claim("factorizing the first 7x7 conv into 3x3 convs helps", "+ Factorized 7x7", "+ Label Smoothing", 1.2),
+        Claim("batch-normalizing the auxiliary head helps", "+ BN-auxiliary (v3)", "+ Factorized 7x7", 0.4),
+        Claim("the whole ladder: Inception-v3 beats Inception-v2", "+ BN-auxiliary (v3)", "Inception-v2", 2.2),
+    ]),
+    Experiment("factorization", "Section 3.1: ReLU vs linear first layer in factorized convolutions", [
+        Variant("ReLU + ReLU", V3, 77.2),
+        Variant("linear + ReLU", {"preset": "inception_v3_linear_factorized"}, 76.2),
+    ], [Claim("a ReLU after the first layer of each factorized pair beats a linear one", "ReLU + ReLU",
+              "linear + ReLU", 1.0)]),
+    Experiment("aux", "Section 4: with vs without the auxiliary head", [
+        Variant("with aux head", V3),
+        Variant("without aux head", {"preset": "inception_v3_no_aux"}),
+    ], [Claim("the auxiliary head helps (as a regularizer, near the end of training)", "with aux head",
+              "without aux head", None)],
+       notes="The paper gives no number; it says the curves match until late in training, where the run "
+             "with the head pulls ahead. The curves figure overlays both."),
+    Experiment("label-smoothing", "Section 7: label smoothing eps 0 / 0.1 / 0.2, accuracy and calibration", [
+        Variant("eps 0", {**V3, "label_smoothing": 0.0}),
+        Variant("eps 0.1", {**V3, "label_smoothing": 0.1}),
+        Variant("eps 0.2", {**V3, "label_smoothing": 0.2}),
+    ], [
+        Claim("label smoothing 0.1 helps top-1 (paper: about +0.2 points, Section 7)", "eps 0.1", "eps 0", 0.2),
+        Claim("label smoothing 0.2 vs none (not in the paper)", "eps 0.2", "eps 0", None),
+    ]),
+    Experiment("crops", "Tables 4-5: single vs 10 vs 144 crops and an ensemble, on the Inception-v3 runs", [
+        Variant("single crop", {"protocol": "single"}, 78.8),
+        Variant("10 crops", {"protocol": "10"}),
+        Variant("144 crops", {"protocol": "144"}, 81.23),
+        Variant("ensemble, 144 crops", {"protocol": "144", "ensemble": True}, 82.7),
+    ], [
+        Claim("10 crops beat one (the paper's 12 crops: +1.73 points)", "10 crops", "single crop", None),
+        Claim("144 crops beat one", "144 crops", "single crop", 2.43),
+        Claim("an ensemble beats its members (144 crops each)", "ensemble, 144 crops", "144 crops", 1.47),
+    ], crops=True, source="+ BN-auxiliary (v3)",
+       notes="Evaluated on the first `crop_images` test images of the budget (144 crops cost 144 forward "
+             "passes per image); the ensemble is all seeds' Inception-v3 runs (the paper's has 4 models)."),
+]}  # fmt: skip
+
+# Shared by the Fashion-MNIST budgets: the fashion-mnist recipe's data, augmentation and system settings.
+_FM = {"checkpoint_every": 100, "keep_last": 1}
+BUDGETS: dict[str, dict[str, Any]] = {
+    # Width 1/8 at 79x79, a third of an epoch from 8,000 training images: ~2 minutes per run on 2 cores.
+    "cpu": {"recipe": "fashion-mnist", "crop_images": 300, "train": {
+        **_FM, "receptive_field": 79, "width_multiplier": 0.125, "min_depth": 8, "epochs": 1.0,
+        "train_subset": 8000, "val_subset": 5000, "lr_decay_epochs": 0.1, "lr_decay": 0.85}},
+    # Checks the whole pipeline in about a minute per experiment; its numbers mean nothing.
+    "smoke": {"recipe": "fashion-mnist", "crop_images": 8, "train": {
+        **_FM, "receptive_field": 79, "width_multiplier": 0.0625, "min_depth": 4, "epochs": 1.0,
+        "train_subset": 192, "val_subset": 64, "checkpoint_every": 2}},
+    # Full width on one H100: 10 epochs of the whole set at batch 128, bf16 + channels_last.
+    "gpu": {"recipe": "fashion-mnist", "crop_images": 10000, "train": {
+        **_FM, "checkpoint_every": 1000, "receptive_field": 79, "width_multiplier": 1.0, "min_depth": 16,
+        "epochs": 10.0, "batch_size": 128, "lr": 0.1, "lr_decay_epochs": 1.0, "lr_decay": 0.8, "workers": 8,
+        "ema_decay": 0.999, "device": "cuda"}},
+    # The paper's ImageNet settings: run under torchrun on 50 replicas of batch 32 with --data-dir.
+    "paper": {"recipe": "paper", "crop_images": None, "train": {
+        **PAPER, "receptive_field": 299, "dataset": "imagefolder", "checkpoint_every": 5000, "keep_last": 3}},
+}  # fmt: skip
+
+
+def run_config(budget: str, overrides: dict[str, Any], seed: int, out_dir: Path, data_dir: str | None) -> TrainConfig:
+    """The full training config of one run: recipe <- budget <- variant <- seed; its name is its hash."""
+    spec = BUDGETS[budget]
+    settings = {**spec["train"], **overrides, "seed": seed}
+    if data_dir:
+        settings["data_dir"] = data_dir
+    cfg = get_recipe(spec["recipe"], **settings)
+    identity = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return dataclasses.replace(cfg, out_dir=str(out_dir / budget), name=f"{digest}-seed{seed}")
+
+
+def variant_runs(exp: Experiment, variant: Variant, budget: str, seeds: int, out_dir: Path = Path("runs"),
+                 data_dir: str | None = None) -> list[tuple[str, list[TrainConfig]]]:  # fmt: skip
+    """(record id, the training runs it covers) for each of `seeds` seeds (one id for an ensemble)."""
+    if not exp.crops:
+        cfgs = [run_config(budget, variant.overrides, s, out_dir, data_dir) for s in range(seeds)]
+        return [(c.name, [c]) for c in cfgs]
+    source = next(v for e in EXPERIMENTS.values() for v in e.variants if v.name == exp.source)
+    cfgs = [run_config(budget, source.overrides, s, out_dir, data_dir) for s in range(seeds)]
+    groups = [cfgs] if variant.overrides.get("ensemble") else [[c] for c in cfgs]
+    protocol = variant.overrides["protocol"]
+    return [
+        (f"crops-{protocol}-" + hashlib.sha256("+".join(c.name for c in g).encode()).hexdigest()[:10], g)
+        for g in groups
+    ]
+
+
+def main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def record_path(records: Path, budget: str, run_id: str) -> Path:
+    return records / budget / f"{run_id}.json"
+
+
+def train_record(cfg: TrainConfig, final: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """What the report needs from a finished run (no checkpoints): config, metrics, curves, cost, machine."""
+    saved = json.loads((run_dir / "config.json").read_text())
+    model_cfg = InceptionConfig.from_dict(saved["model"])
+    main_path = Inception3(model_cfg.replace(aux_logits=False)).eval()
+    x = torch.zeros(1, model_cfg.in_chans, model_cfg.receptive_field, model_cfg.receptive_field)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = [{k: r[k] for k in ("step", "epoch", "loss", "train_acc")} for r in metrics if r["kind"] == "step"]
+    drop = ("confusion",)
+    return {
+        "kind": "train",
+        "train": cfg.to_dict(),
+        "model": saved["model"],
+        "seed": cfg.seed,
+        "macs": count_macs(main_path, lambda: main_path(x)),
+        "params": sum(p.numel() for p in main_path.parameters()),
+        "final": {w: {k: v for k, v in final[w].items() if k not in drop} for w in ("ema", "raw")},
+        "steps": final["steps"],
+        "train_seconds": final["train_seconds"],
+        "curve": steps,
+        "epochs": [r for r in metrics if r["kind"] == "epoch"],
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+    }  # fmt: skip
+
+
+def run_training(cfg: TrainConfig) -> dict[str, Any] | None:
+    """Train one run (resuming it if it has checkpoints); its final metrics, or None if it was interrupted."""
+    from .train import train
+
+    run_dir = Path(cfg.out_dir) / cfg.name
+    resume = bool(list((run_dir / "checkpoints").glob("step-*.pt")))
+    result = train(cfg, resume=resume, overwrite=not resume)
+    return result.final if result.finished else None
+
+
+def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: Path, data_dir: str | None,
+                   log: Any = print) -> bool:  # fmt: skip
+    """Run every missing run of one experiment; False if a run was interrupted (rerun to resume)."""
+    exp = EXPERIMENTS[name]
+    if exp.crops:
+        return run_crops(exp, budget, seeds, out_dir, records, data_dir, log)
+    for variant in exp.variants:
+        for run_id, (cfg,) in variant_runs(exp, variant, budget, seeds, out_dir, data_dir):
+            path = record_path(records, budget, run_id)
+            if path.exists():
+                log(f"[{name}] {variant.name}, seed {cfg.seed}: done ({path})")
+                continue
+            log(f"[{name}] {variant.name}, seed {cfg.seed}: training {cfg.out_dir}/{cfg.name}")
+            final = run_training(cfg)
+            if final is None:
+                return False
+            if main_rank():
+                write_json(path, train_record(cfg, final, Path(cfg.out_dir) / cfg.name))
+    return True
+
+
+def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: Path, data_dir: str | None,
+              log: Any) -> bool:  # fmt: skip
+    """Evaluate the source variant's best checkpoints (trained first if missing) under each crop protocol."""
+    from .protocols import run_evaluation
+
+    source_exp = next(e for e in EXPERIMENTS.values() if any(v.name == exp.source for v in e.variants))
+    needed = [i for v in source_exp.variants if v.name == exp.source
+              for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data_dir)]  # fmt: skip
+    if not all(record_path(records, budget, i).exists() for i in needed):
+        log(f"[{exp.name}] training the {exp.source} runs of {source_exp.name} first")
+        if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data_dir, log):
+            return False
+    limit = BUDGETS[budget]["crop_images"]
+    for variant in exp.variants:
+        protocol = variant.overrides["protocol"]
+        for run_id, group in variant_runs(exp, variant, budget, seeds, out_dir, data_dir):
+            ids = [c.name for c in group]
+            path = record_path(records, budget, run_id)
+            if path.exists():
+                log(f"[{exp.name}] {variant.name} of {', '.join(ids)}: done ({path})")
+                continue
+            log(f"[{exp.name}] {variant.name} of {', '.join(ids)}")
+            started = time.time()
+            ckpts = [str(Path(c.out_dir) / c.name / "best.pt") for c in group]
+            missing = [p for p in ckpts if not Path(p).exists()]
+            if missing:
+                raise UserError(
+                    f"{missing[0]} is missing (its run record exists but the checkpoint was removed); "
+                    f"delete {record_path(records, budget, Path(missing[0]).parent.name)} to retrain"
+                )
+            result = run_evaluation(ckpts, group[0].dataset, data_dir, protocol, None, limit,
+                                    central_fraction=group[0].eval_crop)  # fmt: skip
+            record = {"kind": "crops", "variant": variant.name, "protocol": protocol, "members": ids,
+                      "seed": group[0].seed if len(group) == 1 else None, "seconds": time.time() - started,
+                      "final": {"ema": {k: result[k] for k in ("n", "top1", "top5", "ece")}}}  # fmt: skip
+            if main_rank():
+                write_json(path, record)
+    return True
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: Path(p).write_text(json.dumps(data, indent=1)))
+
+
+def load_records(records: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """budget -> run id -> record, for every record under `records`."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(records.glob("*/*.json")):
+        out.setdefault(path.parent.name, {})[path.stem] = json.loads(path.read_text())
+    return out
+
+
+def reproduce(experiments: list[str], budget: str, seeds: int, out_dir: Path, records: Path, report: Path,
+              data_dir: str | None) -> bool:  # fmt: skip
+    """Run the experiments' missing runs, then rebuild the report; False if interrupted."""
+    from .reproduction_report import write_report
+
+    unknown = [e for e in experiments if e not in EXPERIMENTS]
+    if unknown:
+        raise UserError(f"unknown experiment {unknown[0]!r}; valid experiments: {', '.join(EXPERIMENTS)}")
+    if budget not in BUDGETS:
+        raise UserError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    if budget == "paper" and not data_dir:
+        raise UserError("the paper budget trains on ImageNet: pass --data-dir with train/ and val/ class folders")
+    for name in experiments:
+        if not run_experiment(name, budget, seeds, out_dir, records, data_dir):
+            print("interrupted; run the same command again to resume (finished runs are kept)", flush=True)
+            return False
+    if main_rank():
+        write_report(records, report)
+        print(f"report: {report}", flush=True)
+    return True
