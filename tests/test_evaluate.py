@@ -111,3 +111,27 @@ def test_evaluate_an_image_folder(checkpoint: Path, tmp_path: Path, capsys: pyte
     Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(tmp_path / "val" / "Zebra" / "0.png")
     assert main(["evaluate", str(checkpoint), "--data", str(tmp_path / "val")]) == 2
     assert "Zebra" in capsys.readouterr().err
+
+
+def test_evaluate_fast_and_int8_modes_agree_with_fp32(checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["evaluate", str(checkpoint), "--dataset", "fashion-mnist", "--json", "--central-fraction", "1.0",
+            "--limit", "64"]  # fmt: skip
+    results = {}
+    for mode in ("fp32", "fast", "int8"):
+        assert main([*base, "--mode", mode]) == 0
+        results[mode] = json.loads(capsys.readouterr().out)
+        assert results[mode]["mode"] == mode and results[mode]["n"] == 64
+    for mode in ("fast", "int8"):  # a tiny, barely trained model: allow a few flipped predictions
+        assert abs(results[mode]["top1"] - results["fp32"]["top1"]) <= 0.1
+    # int8 on a folder needs calibration images, and says so in one line
+    assert main(["evaluate", str(checkpoint), "--data", str(checkpoint.parent), "--mode", "int8"]) == 2
+    assert "--calibration" in capsys.readouterr().err
+
+
+def test_streaming_ece_matches_the_exact_one() -> None:
+    from inception_v3.evaluate import evaluate
+
+    x, y = torch.randn(200, 5), torch.randint(0, 5, (200,))
+    batches = [(x[i : i + 50], y[i : i + 50], 0) for i in range(0, 200, 50)]
+    result = evaluate(torch.nn.Identity(), batches, torch.device("cpu"))
+    assert result["ece"] == pytest.approx(expected_calibration_error(x.softmax(1), y)[0], abs=1e-6)

@@ -118,7 +118,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .protocols import format_result, run_evaluation
 
     result = run_evaluation(args.checkpoints, args.dataset, args.data, args.crops, args.out, args.limit,
-                            show_progress=not args.json, central_fraction=args.central_fraction)  # fmt: skip
+                            show_progress=not args.json, central_fraction=args.central_fraction, mode=args.mode,
+                            calibration=args.calibration)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -233,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--central-fraction", type=float, default=0.875,
                    help="central crop of the single crop (TF: 0.875; 1.0 for Fashion-MNIST models)")  # fmt: skip
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument(
+        "--mode",
+        default="fp32",
+        choices=["fp32", "fast", "int8"],
+        help="fast: BN folded + channels_last + bf16 where supported; int8: quantized for x86 CPUs",
+    )
+    p.add_argument("--calibration", help="int8: folder of training images to calibrate on (Fashion-MNIST: its "
+                   "training split)")  # fmt: skip
     p.add_argument("--out", help="folder for metrics.json, confusion.png and reliability.png")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_evaluate)

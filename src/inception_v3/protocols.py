@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from .checkpoint import atomic_write
@@ -17,6 +17,7 @@ from .crops import crop_views
 from .data import FASHION_MNIST_DIR, decode_file, is_image_file, load_fashion_mnist
 from .errors import UserError
 from .evaluate import classification_metrics
+from .inference import fast_inference, quantize_int8
 from .model import Inception3
 from .weights import load_pretrained
 
@@ -77,7 +78,7 @@ def to_model_input(views: Tensor, model: Inception3) -> Tensor:
 
 
 @torch.no_grad()
-def predict_probs(models: list[Inception3], images: list[Tensor], protocol: str, central_fraction: float = 0.875
+def predict_probs(models: list[nn.Module], images: list[Tensor], protocol: str, central_fraction: float = 0.875
                   ) -> Tensor:  # fmt: skip
     """Class probabilities (N x K) for N images: softmax averaged over crops, then over ensemble members."""
     out = []
@@ -100,23 +101,50 @@ def _chunks(items: Iterator[tuple[Tensor, int]], size: int) -> Iterator[list[tup
         yield chunk
 
 
+def calibration_batches(model: Inception3, dataset: str, data: str | None, calibration: str | None,
+                        central_fraction: float, count: int = 256) -> list[Tensor]:  # fmt: skip
+    """Model inputs for int8 calibration: Fashion-MNIST's training split, or the images of a folder."""
+    if dataset == "fashion-mnist" and calibration is None:
+        images = list(load_fashion_mnist(data or FASHION_MNIST_DIR, "train")[0][:count, None])
+    else:
+        if not calibration or not Path(calibration).is_dir():
+            raise UserError("--mode int8 needs --calibration DIR: a folder of training images (a few hundred)")
+        files = sorted(p for p in Path(calibration).rglob("*") if p.is_file() and is_image_file(str(p)))[:count]
+        if not files:
+            raise UserError(f"no images found in {calibration} for int8 calibration")
+        images = [decode_file(str(p)) for p in files]
+    size = model.config.receptive_field
+    x = torch.cat([to_model_input(crop_views(im, size, "single", central_fraction), model) for im in images])
+    return list(x.split(32))
+
+
 def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
-                   limit: int | None = None, show_progress: bool = True,
-                   central_fraction: float = 0.875) -> dict[str, Any]:  # fmt: skip
-    """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically."""
+                   limit: int | None = None, show_progress: bool = True, central_fraction: float = 0.875,
+                   mode: str = "fp32", calibration: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically.
+
+    `mode`: fp32 (as trained), fast (BN folded, channels_last, bf16 where supported) or int8 (CPU)."""
     if out and Path(out).exists() and any(Path(out).iterdir()):
         raise UserError(f"{out} is not empty; choose another folder")
     models, classes, sources = load_members(paths)
+    if mode == "fast":
+        members: list[nn.Module] = [fast_inference(m) for m in models]
+    elif mode == "int8":
+        members = [quantize_int8(m, calibration_batches(m, dataset, data, calibration, central_fraction))
+                   for m in models]  # fmt: skip
+    else:
+        members = list(models)
     probs, labels = [], []
     per_batch = 32 if protocol == "single" else 4  # images per forward pass (crops multiply it)
     bar = tqdm(desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
     for chunk in _chunks(iter_images(dataset, data, classes, limit), per_batch):
-        probs.append(predict_probs(models, [image for image, _ in chunk], protocol, central_fraction))
+        probs.append(predict_probs(members, [image for image, _ in chunk], protocol, central_fraction))
         labels += [label for _, label in chunk]
         bar.update(len(chunk))
     bar.close()
     metrics = classification_metrics(torch.cat(probs), torch.tensor(labels), classes)
-    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "members": len(models), **metrics}
+    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "mode": mode, "members": len(models),
+              **metrics}  # fmt: skip
     if out:
         from .report import plot_confusion, plot_reliability
 
@@ -130,7 +158,7 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
 
 def format_result(r: dict[str, Any]) -> str:
     lines = [*(f"weights: {s}" for s in r["weights"]),
-             f"{r['protocol']} crop, {r['members']} model(s), {r['n']:,} images",
+             f"{r['protocol']} crop, {r['members']} model(s), {r['mode']}, {r['n']:,} images",
              f"top-1 {r['top1']:.2%} (error {r['top1_error']:.2%})   top-5 {r['top5']:.2%} "
              f"(error {r['top5_error']:.2%})   ECE {r['ece']:.4f}", "per class:"]  # fmt: skip
     lines += [f"  {c:<20}{a:.2%}" for c, a in r["per_class"].items()]

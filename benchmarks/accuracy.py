@@ -1,0 +1,47 @@
+"""Accuracy of the fast inference path and the int8 model against the fp32 model, on real
+Fashion-MNIST test images, with each one's speed on the same batches."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from inception_v3.crops import crop_views
+from inception_v3.data import load_fashion_mnist
+from inception_v3.inference import fast_inference, quantize_int8
+from inception_v3.model import Inception3
+from inception_v3.protocols import to_model_input
+
+
+def fashion_mnist_batches(model: Inception3, data_dir: str, split: str, count: int, central_fraction: float = 1.0,
+                          batch: int = 32) -> list[tuple[Tensor, Tensor]]:  # fmt: skip
+    """The first `count` images of `split` as `inception-v3 evaluate` feeds them (single crop), in batches."""
+    images, labels = load_fashion_mnist(data_dir, split)
+    size = model.config.receptive_field
+    views = [crop_views(im[None], size, "single", central_fraction)[0] for im in images[:count]]
+    x = to_model_input(torch.stack(views), model)
+    return list(zip(x.split(batch), labels[:count].long().split(batch), strict=True))
+
+
+@torch.no_grad()
+def compare(model: Inception3, test: list[tuple[Tensor, Tensor]], calibration: list[Tensor]) -> dict[str, Any]:
+    """top-1 of fp32 / fast / int8, their top-1 agreement with fp32, and images/s on the same batches."""
+    model = model.eval()
+    nets = {"fp32": model, "fast": fast_inference(model, "cpu"), "int8": quantize_int8(model, calibration)}
+    preds: dict[str, Tensor] = {}
+    out: dict[str, Any] = {}
+    labels = torch.cat([y for _, y in test])
+    for name, net in nets.items():
+        net(test[0][0])  # warm up
+        start = time.perf_counter()
+        preds[name] = torch.cat([net(x).argmax(1) for x, _ in test])
+        elapsed = time.perf_counter() - start
+        out[name] = {"top1": float((preds[name] == labels).float().mean()), "images_per_s": len(labels) / elapsed}
+    for name in nets:
+        out[name]["agreement_with_fp32"] = float((preds[name] == preds["fp32"]).float().mean())
+        out[name]["top1_change_points"] = 100 * (out[name]["top1"] - out["fp32"]["top1"])
+    out["images"] = len(labels)
+    return out

@@ -1,0 +1,27 @@
+"""The benchmark runs end to end at its smoke size and its table renders (no timing assertions)."""
+
+import json
+from pathlib import Path
+
+from benchmarks import run, table
+from inception_v3 import create_model
+from inception_v3.weights import save_pretrained
+
+
+def test_benchmark_smoke_and_table(tmp_path: Path) -> None:
+    model = create_model("inception_v3_79", num_classes=10, in_chans=1, mean=(0.5,), std=(0.5,),
+                         width_multiplier=0.0625, min_depth=4)  # fmt: skip
+    save_pretrained(model, tmp_path / "ckpt", classes=[str(i) for i in range(10)])
+    out = tmp_path / "smoke.json"
+    assert run.main(["--profile", "smoke", "--out", str(out), "--checkpoint", str(tmp_path / "ckpt")]) == 0
+    result = json.loads(out.read_text())
+    names = set(result["throughput"][0]["models"])
+    assert {"torchvision", "timm", "ours", "ours-fast"} <= names
+    assert {r["setting"]["task"] for r in result["throughput"]} == {"inference", "training"}
+    assert all(e["images_per_s"] > 0 and e["peak_mib"] >= 0 for r in result["throughput"] for e in r["models"].values())
+    assert result["peak_flops"]["bf16"]["flops"] > 0 and len(result["data_pipeline"]) == 3
+    assert {"fp32", "fast", "int8"} <= set(result["accuracy"])
+    text = "\n".join(table.render(result, str(out)))
+    assert "### Inference" in text and "### Training" in text and "Fashion-MNIST" in text
+    # a missing checkpoint is one clear error
+    assert run.main(["--profile", "smoke", "--out", str(out), "--checkpoint", str(tmp_path / "nope")]) == 2

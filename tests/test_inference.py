@@ -1,0 +1,55 @@
+"""The fast inference path (BN folded, channels_last, bf16) and the int8 model against fp32."""
+
+import pytest
+import torch
+
+from inception_v3 import create_model
+from inception_v3.inference import bf16_supported, fast_inference, quantize_int8
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    """A small 79x79 model whose batch-norm statistics come from data, so eval outputs are sane."""
+    torch.manual_seed(0)
+    net = create_model("inception_v3_79", num_classes=10, width_multiplier=0.125, min_depth=8)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(16, 3, 79, 79))
+    return net.eval()
+
+
+def test_fast_path_in_fp32_is_the_same_function(model: torch.nn.Module) -> None:
+    x = torch.randn(4, 3, 79, 79)
+    fast = fast_inference(model, bf16=False)
+    out = fast(x)
+    assert out.dtype == torch.float32 and out.shape == (4, 10)
+    assert torch.allclose(out, model(x), atol=1e-4, rtol=1e-4)
+    assert fast.model.Conv2d_4a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+
+
+def test_fast_path_in_bf16_keeps_the_predictions(model: torch.nn.Module) -> None:
+    x = torch.randn(64, 3, 79, 79)
+    fast = fast_inference(model, bf16=True)
+    assert next(fast.parameters()).dtype == torch.bfloat16
+    ref, out = model(x), fast(x)
+    assert out.dtype == torch.float32
+    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.9
+    assert isinstance(bf16_supported(torch.device("cpu")), bool)
+
+
+def test_fast_path_refuses_bad_input_like_the_model(model: torch.nn.Module) -> None:
+    with pytest.raises(ValueError, match="input channel"):
+        fast_inference(model, bf16=False)(torch.randn(1, 1, 79, 79))
+
+
+def test_int8_model_tracks_fp32(model: torch.nn.Module) -> None:
+    q = quantize_int8(model, [torch.randn(16, 3, 79, 79) for _ in range(2)])
+    x = torch.randn(64, 3, 79, 79)
+    ref, out = model(x), q(x)
+    assert out.shape == ref.shape and q.config == model.config
+    assert torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0) > 0.95
+    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.8
+    with pytest.raises(ValueError, match="calibration"):
+        quantize_int8(model, [])
