@@ -36,12 +36,16 @@ def pipelines(size: int = 299) -> dict[str, Callable[[Path], Any]]:
     """name -> one image from file to a normalized tensor."""
     prep = Preprocessing(size=size)
     ours_train, ours_eval = train_transform(prep, 3), eval_transform(prep, 3)
+    no_color = train_transform(Preprocessing(size=size, color_distortion=0.0), 3)
     standard = transforms.Compose([
         transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
         transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     ])  # fmt: skip
     return {
         "ours train (torchvision.io decode + Inception distortions)": lambda p: ours_train(decode_file(str(p))),
+        "ours train without color distortion (torchvision.io decode, crop, flip)": lambda p: no_color(
+            decode_file(str(p))
+        ),
         "ours eval (torchvision.io decode + central crop 0.875)": lambda p: ours_eval(decode_file(str(p))),
         "torchvision standard (PIL + RandomResizedCrop, flip)": lambda p: standard(Image.open(p).convert("RGB")),
     }

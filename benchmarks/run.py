@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     profile, device = PROFILES[args.profile], torch.device(args.device)
     out = Path(args.out or f"benchmarks/results/{args.profile}-{device.type}.json")
     parts = set(args.only or ("models", "data", "accuracy"))
-    if args.checkpoint and not Path(args.checkpoint).is_file():
+    if args.checkpoint and not Path(args.checkpoint).exists():
         print(f"benchmark: error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
         return 2
     started = time.time()

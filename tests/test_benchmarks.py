@@ -19,7 +19,7 @@ def test_benchmark_smoke_and_table(tmp_path: Path) -> None:
     assert {"torchvision", "timm", "ours", "ours-fast"} <= names
     assert {r["setting"]["task"] for r in result["throughput"]} == {"inference", "training"}
     assert all(e["images_per_s"] > 0 and e["peak_mib"] >= 0 for r in result["throughput"] for e in r["models"].values())
-    assert result["peak_flops"]["bf16"]["flops"] > 0 and len(result["data_pipeline"]) == 3
+    assert result["peak_flops"]["bf16"]["flops"] > 0 and len(result["data_pipeline"]) == 4
     assert {"fp32", "fast", "int8"} <= set(result["accuracy"])
     text = "\n".join(table.render(result, str(out)))
     assert "### Inference" in text and "### Training" in text and "Fashion-MNIST" in text
