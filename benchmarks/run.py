@@ -33,6 +33,7 @@ from inception_v3.weights import load_pretrained
 
 from .accuracy import compare, fashion_mnist_batches
 from .data_pipeline import make_jpegs, measure_pipelines
+from .memory import measure_memory
 from .peak import matmul_peak
 from .throughput import Setting, measure
 
@@ -104,19 +105,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="a Fashion-MNIST checkpoint for the fast-path / int8 accuracy check")
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
     parser.add_argument("--central-fraction", type=float, default=1.0, help="eval crop of the checkpoint's recipe")
-    parser.add_argument("--only", choices=("models", "data", "accuracy"), action="append",
-                        help="run only these parts (repeatable)")  # fmt: skip
+    parser.add_argument("--only", choices=("models", "memory", "data", "accuracy"), action="append",
+                        help="run only these parts (repeatable), merged into an existing --out")  # fmt: skip
     args = parser.parse_args(argv)
     profile, device = PROFILES[args.profile], torch.device(args.device)
     out = Path(args.out or f"benchmarks/results/{args.profile}-{device.type}.json")
-    parts = set(args.only or ("models", "data", "accuracy"))
+    parts = set(args.only or ("models", "memory", "data", "accuracy"))
     if args.checkpoint and not Path(args.checkpoint).exists():
         print(f"benchmark: error: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
         return 2
     started = time.time()
-    result: dict[str, Any] = {"profile": args.profile, "device": device.type, "machine": machine(device),
-                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "command": "python -m benchmarks.run " + " ".join(argv or sys.argv[1:])}  # fmt: skip
+    command = "python -m benchmarks.run " + " ".join(argv or sys.argv[1:])
+    earlier = json.loads(out.read_text()) if args.only and out.exists() else {}
+    result: dict[str, Any] = {
+        "profile": args.profile,
+        "device": device.type,
+        "machine": machine(device),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": command,
+    }
+    if earlier:  # a part measured again: keep the first run's header and note this command
+        result = {**result, **earlier, "more_commands": [*earlier.get("more_commands", []), command]}
     if "models" in parts:
         sizes = profile.get("peak_sizes", (1024, 2048, 4096))
         result["peak_flops"] = {name: matmul_peak(device, dtype, sizes)
@@ -133,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                 entry["flop_utilization"] = entry["images_per_s"] * flops / peak
             rows.append(row)
         result["throughput"] = rows
+    if "memory" in parts and device.type == "cpu":
+        batch = max(profile["batches"])
+        chosen = [s for s in settings(profile) if s.mode == "eager" and (s.batch == batch or s.task == "training")]
+        result["memory"] = measure_memory(chosen, profile.get("int8", True))
     if "data" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             result["data_pipeline"] = measure_pipelines(make_jpegs(Path(tmp), profile["jpegs"]))
@@ -148,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                                            if isinstance(v, dict)))  # fmt: skip
         else:
             result["accuracy"] = {"skipped": "no --checkpoint given"}
-    result["seconds"] = time.time() - started
+    result["seconds"] = time.time() - started + earlier.get("seconds", 0.0)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda p: Path(p).write_text(json.dumps(result, indent=1)))
     print(f"wrote {out} ({result['seconds']:.0f} s)")

@@ -47,7 +47,13 @@ def targets(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def throughput_table(rows: list[dict[str, Any]], task: str) -> list[str]:
+def _memory(row: dict[str, Any], name: str, memory: dict[str, Any]) -> str:
+    """CPU: peak RSS of a fresh process (benchmarks/memory.py); GPU: allocator peak during the timing."""
+    value = memory.get(row["setting"]["key"], {}).get(name, row["models"][name].get("peak_mib"))
+    return "-" if value is None else f"{value:.0f}"
+
+
+def throughput_table(rows: list[dict[str, Any]], task: str, memory: dict[str, Any]) -> list[str]:
     out = ["| setting | torchvision img/s | timm | ours | ours fast path | ours int8 | ours FLOP utilization | "
            "peak MiB (tv / timm / ours) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
@@ -60,9 +66,21 @@ def throughput_table(rows: list[dict[str, Any]], task: str) -> list[str]:
             cells.append("-" if entry is None else f"{entry['vs_torchvision']:.2f}x")
         util = r["models"]["ours"].get("flop_utilization")
         cells.append("-" if util is None else f"{util:.1%}")
-        cells.append(" / ".join(f"{r['models'][n]['peak_mib']:.0f}" for n in COLUMNS[:3]))
+        cells.append(" / ".join(_memory(r, n, memory) for n in COLUMNS[:3]))
         out.append(f"| {s['dtype']}, {s['layout']}, {s['mode']}, batch {s['batch']} | " + " | ".join(cells) + " |")
     return out
+
+
+def _memory_note(result: dict[str, Any]) -> str:
+    if result["device"] == "cuda":
+        return "Peak MiB: the CUDA allocator's peak above the model's weights during the timed steps."
+    base = result.get("memory", {}).get("baseline_mib")
+    if base is None:
+        return "Peak MiB: not measured in this run."
+    return (
+        f"Peak MiB (CPU): the peak resident set of a fresh process that builds one model and runs two steps "
+        f"(batch 32 rows and training only); a process that only imports torch peaks at {base:.0f} MiB."
+    )
 
 
 def render(result: dict[str, Any], source: str) -> list[str]:
@@ -70,7 +88,8 @@ def render(result: dict[str, Any], source: str) -> list[str]:
     where = m.get("gpu") or f"{m['processor']} ({m['cpus']} cores, {m['threads']} threads, {m['cpu_capability']})"
     lines = [f"## {where}: profile `{result['profile']}`", "",
              f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}, "
-             f"{result['seconds'] / 60:.0f} min).", ""]  # fmt: skip
+             f"{result['seconds'] / 60:.0f} min)" + "".join(f", then `{c}`" for c in result.get("more_commands", []))
+             + ".", ""]  # fmt: skip
     if "peak_flops" in result:
         p, f = result["peak_flops"], result["model_flops_per_image"]
         lines += [f"Measured matmul peak: fp32 {p['fp32']['flops'] / 1e9:.0f} GFLOP/s, bf16 "
@@ -78,9 +97,10 @@ def render(result: dict[str, Any], source: str) -> list[str]:
                   f"(inference), {f['training'] / 1e9:.2f} GFLOP per training image (3 x forward with the aux head).",
                   "", "### Targets", "", *targets(result), "",
                   "### Inference (images/s of torchvision; the others as ratios to it, same run, interleaved)", "",
-                  *throughput_table(result["throughput"], "inference"), "",
+                  *throughput_table(result["throughput"], "inference", result.get("memory", {})), "",
                   "### Training (SGD step, loss on main + 0.4 x aux; all three with the aux head)", "",
-                  *throughput_table(result["throughput"], "training"), ""]  # fmt: skip
+                  *throughput_table(result["throughput"], "training", result.get("memory", {})), "",
+                  _memory_note(result)]  # fmt: skip
     if "data_pipeline" in result:
         lines += ["### Data pipeline (one worker, 500x375 JPEGs -> 299x299 tensors)", "",
                   "| pipeline | images/s per worker |", "|---|---|"]  # fmt: skip

@@ -4,11 +4,9 @@ interleaved (every round times each model once, in turn) so that machine drift h
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,46 +61,27 @@ class Setting:
 
 
 class PeakMemory:
-    """Peak memory above the starting point while the block runs: CUDA allocator peak on GPUs,
-    resident set size sampled every 2 ms on CPUs."""
+    """Peak CUDA memory allocated above the starting point while the block runs (CPU memory is
+    measured per model in a fresh process instead: see `benchmarks/memory.py`)."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device, self.peak, self._stop = device, 0, threading.Event()
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        self.device, self.base, self.peak = device, 0, 0
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
-            return self
-        self.base = self._rss()
-        self.peak = self.base
-
-        def watch() -> None:
-            while not self._stop.wait(0.002):
-                self.peak = max(self.peak, self._rss())
-
-        self._thread = threading.Thread(target=watch, daemon=True)
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             self.peak = torch.cuda.max_memory_allocated()
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, self._rss())
 
     @property
-    def mib(self) -> float:
-        return (self.peak - self.base) / 2**20
+    def mib(self) -> float | None:
+        return (self.peak - self.base) / 2**20 if self.device.type == "cuda" else None
 
 
 def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager[Any]:
@@ -154,22 +133,33 @@ class Candidate:
     channels_last: bool
 
 
-def candidates(s: Setting, device: torch.device, calibration: Tensor | None) -> Iterator[Candidate]:
-    """The three libraries at this setting, plus (inference) our fast path and int8 model where they apply."""
-    cl = s.layout == "channels_last"
-    for library in LIBRARIES:
-        model = build(library, aux=s.task == "training").to(device)
+def candidate_names(s: Setting, device: torch.device, int8: bool) -> list[str]:
+    """The three libraries at this setting, plus (inference, bf16 channels_last) our fast path and,
+    on CPUs in eager mode, our int8 model."""
+    names = list(LIBRARIES)
+    if s.task == "inference" and s.dtype == "bf16" and s.layout == "channels_last":
+        names.append("ours-fast")
+        if device.type == "cpu" and s.mode == "eager" and int8:
+            names.append("ours-int8")
+    return names
+
+
+def candidate(name: str, s: Setting, device: torch.device, calibration: Tensor | None = None) -> Candidate:
+    """One model prepared for the setting (int8 needs calibration inputs)."""
+    if name in LIBRARIES:
+        model = build(name, aux=s.task == "training").to(device)
+        cl = s.layout == "channels_last"
         if cl:
             model = model.to(memory_format=torch.channels_last)
-        yield Candidate(library, make_step(library, model, s, device), cl)
-    if s.task != "inference" or not (s.dtype == "bf16" and cl):
-        return
-    fast = fast_inference(build("ours", aux=False).eval(), device, bf16=True)
-    fn = torch.compile(fast) if s.mode == "compile" else fast
-    yield Candidate("ours-fast", torch.no_grad()(lambda x, _y: fn(x)), False)
-    if device.type == "cpu" and s.mode == "eager" and calibration is not None:
+        return Candidate(name, make_step(name, model, s, device), cl)
+    if name == "ours-fast":
+        fast = fast_inference(build("ours", aux=False).eval(), device, bf16=True)
+        fn = torch.compile(fast) if s.mode == "compile" else fast
+        return Candidate(name, torch.no_grad()(lambda x, _y: fn(x)), False)
+    if name == "ours-int8" and calibration is not None:
         q = quantize_int8(build("ours", aux=False).eval(), calibration.split(8))
-        yield Candidate("ours-int8", torch.no_grad()(lambda x, _y: q(x)), False)
+        return Candidate(name, torch.no_grad()(lambda x, _y: q(x)), False)
+    raise ValueError(f"unknown candidate {name!r} (int8 needs calibration inputs)")
 
 
 def measure(s: Setting, device: torch.device, warmup: int, iters: int, rounds: int, size: int = 299,
@@ -178,7 +168,7 @@ def measure(s: Setting, device: torch.device, warmup: int, iters: int, rounds: i
     torch.manual_seed(0)
     x = torch.randn(s.batch, 3, size, size, device=device)
     y = torch.randint(0, 1000, (s.batch,), device=device)
-    cands = list(candidates(s, device, calibration))
+    cands = [candidate(n, s, device, calibration) for n in candidate_names(s, device, calibration is not None)]
     rates: dict[str, list[float]] = {c.name: [] for c in cands}
     memory: dict[str, float] = {}
     compile_s: dict[str, float] = {}
@@ -199,10 +189,11 @@ def measure(s: Setting, device: torch.device, warmup: int, iters: int, rounds: i
                 _sync(device)
                 elapsed = time.perf_counter() - start
             rates[c.name].append(s.batch * iters / elapsed)
-            memory[c.name] = max(memory.get(c.name, 0.0), mem.mib)
+            if mem.mib is not None:
+                memory[c.name] = max(memory.get(c.name, 0.0), mem.mib)
     result = {"setting": s.__dict__ | {"key": s.key}, "models": {}}
     for name, r in rates.items():
-        result["models"][name] = {"images_per_s": statistics.median(r), "rounds": r, "peak_mib": memory[name],
+        result["models"][name] = {"images_per_s": statistics.median(r), "rounds": r, "peak_mib": memory.get(name),
                                   "warmup_s": compile_s[name]}  # fmt: skip
     base = result["models"]["torchvision"]["images_per_s"]
     for entry in result["models"].values():

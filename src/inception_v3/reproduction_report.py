@@ -162,6 +162,9 @@ def write_report(records_dir: Path, report: Path) -> list[Path]:
             lines += [f"### {exp.title} (`{exp.name}`)", "", *table(exp, rows), ""]
             if exp.notes:
                 lines += [exp.notes, ""]
+            if exp.crops:
+                n = next(r["final"]["ema"]["n"] for recs in rows.values() for r in recs)
+                lines += [f"Here: the first {n:,} Fashion-MNIST test images.", ""]
             for claim in exp.claims:
                 ours, result = verdict(claim, rows)
                 lines.append(f"- {claim.text}: paper {_fmt(claim.paper_delta)} points, ours {ours} -> **{result}**")
