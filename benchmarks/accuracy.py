@@ -9,20 +9,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from inception_v3.crops import crop_views
 from inception_v3.data import load_fashion_mnist
 from inception_v3.inference import fast_inference, quantize_int8
 from inception_v3.model import Inception3
-from inception_v3.protocols import to_model_input
+from inception_v3.protocols import single_crop_inputs
 
 
 def fashion_mnist_batches(model: Inception3, data_dir: str, split: str, count: int, central_fraction: float = 1.0,
                           batch: int = 32) -> list[tuple[Tensor, Tensor]]:  # fmt: skip
     """The first `count` images of `split` as `inception-v3 evaluate` feeds them (single crop), in batches."""
     images, labels = load_fashion_mnist(data_dir, split)
-    size = model.config.receptive_field
-    views = [crop_views(im[None], size, "single", central_fraction)[0] for im in images[:count]]
-    x = to_model_input(torch.stack(views), model)
+    x = single_crop_inputs(model, [im[None] for im in images[:count]], central_fraction)
     return list(zip(x.split(batch), labels[:count].long().split(batch), strict=True))
 
 

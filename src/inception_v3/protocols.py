@@ -113,9 +113,13 @@ def calibration_batches(model: Inception3, dataset: str, data: str | None, calib
         if not files:
             raise UserError(f"no images found in {calibration} for int8 calibration")
         images = [decode_file(str(p)) for p in files]
+    return list(single_crop_inputs(model, images, central_fraction).split(32))
+
+
+def single_crop_inputs(model: nn.Module, images: list[Tensor], central_fraction: float) -> Tensor:
+    """N model inputs: each uint8 C x H x W image's single central crop, resized and normalized as evaluated."""
     size = model.config.receptive_field
-    x = torch.cat([to_model_input(crop_views(im, size, "single", central_fraction), model) for im in images])
-    return list(x.split(32))
+    return to_model_input(torch.cat([crop_views(im, size, "single", central_fraction) for im in images]), model)
 
 
 def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
