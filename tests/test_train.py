@@ -42,7 +42,11 @@ def test_short_real_run_learns(tmp_path: Path) -> None:
     losses = [r["loss"] for r in records if r["kind"] == "step"]
     assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2  # the loss falls
     best = max(result.final["ema"]["top1"], result.final["raw"]["top1"])
-    assert best > 0.3  # 10 classes: chance is 0.1, on 200 held-out test images
+    # 10 classes: chance is 0.1, on 200 held-out test images. Measured over seeds 0-4 with and without bf16
+    # (benchmarks/learning_margin.py): 0.45-0.66. Before batch-norm statistics were recomputed for
+    # evaluation, the eval-mode model collapsed on some CPUs (validation loss in the hundreds).
+    assert best > 0.3
+    assert result.final["raw"]["loss"] < 2.0  # eval mode does not collapse: chance is ln 10 = 2.30
     for name in ("report.md", "plots/loss.png", "plots/accuracy.png", "plots/lr.png", "plots/confusion.png"):
         assert (result.run_dir / name).stat().st_size > 0
     assert "top-1" in (result.run_dir / "report.md").read_text()

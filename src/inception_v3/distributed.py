@@ -95,10 +95,11 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
         var = all_reduce((centered * centered).sum((0, 2, 3))) / n
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
-                m = self.momentum if self.momentum is not None else 0.1
+                self.num_batches_tracked += 1  # type: ignore[operator]
+                # momentum None: the cumulative average (as PyTorch's BatchNorm does)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.lerp_(mean.detach(), m)
                 self.running_var.lerp_(var.detach() * n / (n - 1), m)
-                self.num_batches_tracked += 1  # type: ignore[operator]
         y = centered * torch.rsqrt(var + self.eps)[None, :, None, None]
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]

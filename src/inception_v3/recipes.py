@@ -49,6 +49,7 @@ class TrainConfig:
     aux_weight: float = 0.4
     ema_decay: float = 0.9999
     ema_warmup: bool = False
+    precise_bn_images: int = 1024  # training images that recompute BN statistics before each validation; 0: off
     # system
     device: str = "auto"
     amp: str = "none"
@@ -77,6 +78,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("label_smoothing and ema_decay must be in [0, 1)")
+        if self.precise_bn_images < 0:
+            raise ValueError(f"precise_bn_images must be >= 0, got {self.precise_bn_images}")
         if not 0 < self.crop_area_min <= 1:
             raise ValueError(f"crop_area_min must be in (0, 1], got {self.crop_area_min}")
 

@@ -33,6 +33,7 @@ from .evaluate import autocast, evaluate
 from .losses import inception_loss
 from .model import Inception3, InceptionOutputs
 from .optim import build_optimizer, clip_gradients, lr_at, scaled_lr
+from .precise_bn import recompute_bn_stats
 from .recipes import TrainConfig
 from .report import write_report
 
@@ -372,7 +373,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
             bar.close()
 
             # End of an epoch (and of the run): validate the averaged and the raw weights.
-            avg, raw = validate(model, ema, splits.val, cfg, d)
+            avg, raw = validate(model, ema, train_set, splits.val, cfg, d, epoch)
             improved, best = avg["top1"] > best, max(best, avg["top1"])
             record = {"kind": "epoch", "step": step, "epoch": step / steps_per_epoch, "lr": lr,
                       "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
@@ -393,7 +394,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     # The run is complete: the last validation is the final result (evaluated again only when a
     # finished run is resumed).
     if avg is None or raw is None:
-        avg, raw = validate(model, ema, splits.val, cfg, d)
+        avg, raw = validate(model, ema, train_set, splits.val, cfg, d, (step - 1) // steps_per_epoch)
     final = {
         "ema": avg,
         "raw": raw,
@@ -411,9 +412,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     return TrainResult(run_dir, step, finished=True, final=final)
 
 
-def validate(model: Inception3, ema: ModelEMA, val_set: Dataset, cfg: TrainConfig, d: Dist
-             ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-    """Top-1/top-5, loss and confusion matrix of the averaged and the raw weights on the validation set."""
+def validate(model: Inception3, ema: ModelEMA, train_set: Dataset, val_set: Dataset, cfg: TrainConfig, d: Dist,
+             epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """Top-1/top-5, loss and confusion matrix of the averaged and the raw weights on the validation set,
+    each with batch-norm statistics recomputed on `precise_bn_images` images of this epoch."""
+    if cfg.precise_bn_images:
+        n = len(train_set)  # type: ignore[arg-type]
+        batches = epoch_batches(n, cfg.batch_size, d, cfg.seed, epoch, 0)
+        batches = batches[: max(1, -(-cfg.precise_bn_images // (cfg.batch_size * d.world)))]
+        for net in (ema.module, model):
+            recompute_bn_stats(net, make_loader(train_set, batches, cfg, d), d.device, cfg.amp, cfg.channels_last)
     k = model.config.num_classes
     show = "val (averaged)" if d.main else None
     avg = evaluate(ema.module, val_loader(val_set, cfg, d), d.device, cfg.amp, cfg.channels_last, show, k)
