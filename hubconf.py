@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from inception_v3.model import create_model
+from inception_v3.models.inception import create_model
 from inception_v3.weights import load_pretrained
 
 dependencies = ["torch", "torchvision", "safetensors"]

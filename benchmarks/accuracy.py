@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from inception_v3.data import load_fashion_mnist
+from inception_v3.data.fashion_mnist import load_fashion_mnist
+from inception_v3.evaluation.protocols import single_crop_inputs
 from inception_v3.inference import fast_inference, quantize_int8
-from inception_v3.model import Inception3
-from inception_v3.protocols import single_crop_inputs
+from inception_v3.models.inception import Inception3
 
 
 def fashion_mnist_batches(model: Inception3, data_dir: str, split: str, count: int, central_fraction: float = 1.0,

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from inception_v3.data import Preprocessing, decode_file, eval_transform, train_transform
+from inception_v3.data.image_io import read_image
+from inception_v3.data.transforms import Preprocessing, eval_transform, train_transform
 
 
 def make_jpegs(folder: Path, count: int, size: tuple[int, int] = (500, 375)) -> list[Path]:
@@ -42,11 +43,9 @@ def pipelines(size: int = 299) -> dict[str, Callable[[Path], Any]]:
         transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     ])  # fmt: skip
     return {
-        "ours train (torchvision.io decode + Inception distortions)": lambda p: ours_train(decode_file(str(p))),
-        "ours train without color distortion (torchvision.io decode, crop, flip)": lambda p: no_color(
-            decode_file(str(p))
-        ),
-        "ours eval (torchvision.io decode + central crop 0.875)": lambda p: ours_eval(decode_file(str(p))),
+        "ours train (decode + Inception distortions)": lambda p: ours_train(read_image(p)),
+        "ours train without color distortion (decode, crop, flip)": lambda p: no_color(read_image(p)),
+        "ours eval (decode + central crop 0.875)": lambda p: ours_eval(read_image(p)),
         "torchvision standard (PIL + RandomResizedCrop, flip)": lambda p: standard(Image.open(p).convert("RGB")),
     }
 

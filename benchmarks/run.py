@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from inception_v3 import create_model
-from inception_v3.accounting import count_macs
-from inception_v3.checkpoint import atomic_write
-from inception_v3.data import FASHION_MNIST_DIR
+from inception_v3.data.fashion_mnist import FASHION_MNIST_DIR
+from inception_v3.models.accounting import count_macs
+from inception_v3.utils.io import atomic_write
 from inception_v3.weights import load_pretrained
 
 from .accuracy import compare, fashion_mnist_batches

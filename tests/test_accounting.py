@@ -5,8 +5,8 @@ import json
 import pytest
 
 from inception_v3 import create_model, inception_v3
-from inception_v3.accounting import factorization_savings, layer_depth, receptive_field_costs, summarize
 from inception_v3.cli import main
+from inception_v3.models.accounting import factorization_savings, layer_depth, receptive_field_costs, summarize
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,10 @@
 """The benchmark runs end to end at its smoke size and its table renders (no timing assertions)."""
 
 import json
+import statistics
 from pathlib import Path
+
+import pytest
 
 from benchmarks import run, table
 from inception_v3 import create_model
@@ -18,7 +21,16 @@ def test_benchmark_smoke_and_table(tmp_path: Path) -> None:
     names = set(result["throughput"][0]["models"])
     assert {"torchvision", "timm", "ours", "ours-fast"} <= names
     assert {r["setting"]["task"] for r in result["throughput"]} == {"inference", "training"}
-    assert all(e["images_per_s"] > 0 for r in result["throughput"] for e in r["models"].values())
+    for row in result["throughput"]:  # the reported numbers follow from the measured rounds
+        base = row["models"]["torchvision"]["images_per_s"]
+        for entry in row["models"].values():
+            assert entry["images_per_s"] == pytest.approx(statistics.median(entry["rounds"]))
+            assert entry["vs_torchvision"] == pytest.approx(entry["images_per_s"] / base)
+    accuracy = result["accuracy"]
+    assert accuracy["images"] == 64 and accuracy["fp32"]["agreement_with_fp32"] == 1.0
+    for mode in ("fast", "int8"):
+        change = 100 * (accuracy[mode]["top1"] - accuracy["fp32"]["top1"])
+        assert accuracy[mode]["top1_change_points"] == pytest.approx(change, abs=1e-4)
     memory = result["memory"]  # CPU: peak RSS of a fresh process per model, above a bare torch import
     assert all(v > memory["baseline_mib"] for key, row in memory.items() if key != "baseline_mib" for v in row.values())
     assert result["peak_flops"]["bf16"]["flops"] > 0 and len(result["data_pipeline"]) == 4

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inception_v3.checkpoint import load_checkpoint, save_checkpoint
 from inception_v3.errors import UserError
+from inception_v3.training.checkpoints import load_checkpoint, save_checkpoint
 
 
 class Evil:
@@ -21,7 +21,7 @@ def test_malicious_pickle_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"model": Evil()}, f)
-    with pytest.raises(UserError, match=r"refusing to load|not a PyTorch checkpoint"):
+    with pytest.raises(UserError, match=r"refusing to load|not a PyTorch file"):
         load_checkpoint(path)
     torch.save({"model": Evil()}, tmp_path / "evil2.pt")
     with pytest.raises(UserError, match=r"refusing to load .*posix\.system"):

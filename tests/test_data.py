@@ -6,17 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from inception_v3.data import (
-    FASHION_MNIST_DIR,
-    CentralCrop,
-    Preprocessing,
-    build_datasets,
-    eval_transform,
-    load_fashion_mnist,
-    train_transform,
-)
+from inception_v3.data.datasets import build_datasets
+from inception_v3.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
+from inception_v3.data.transforms import CentralCrop, Preprocessing, eval_transform, train_transform
 from inception_v3.errors import UserError
-from inception_v3.train import SeededSamples
+from inception_v3.training.sampling import SeededSamples
 
 
 def test_fashion_mnist_from_the_debian_files() -> None:

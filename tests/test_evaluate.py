@@ -9,10 +9,16 @@ import torch
 from PIL import Image
 
 from inception_v3.cli import main
-from inception_v3.crops import crop_views
-from inception_v3.evaluate import classification_metrics, expected_calibration_error
-from inception_v3.recipes import get_recipe
-from inception_v3.train import train
+from inception_v3.data.crops import crop_views
+from inception_v3.data.image_io import read_image
+from inception_v3.evaluation.metrics import (
+    calibration_sums,
+    calibration_table,
+    classification_metrics,
+    expected_calibration_error,
+)
+from inception_v3.training.loop import train
+from inception_v3.training.recipes import get_recipe
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +44,8 @@ def test_crop_protocol_view_counts() -> None:
 def test_ece_and_metrics_by_hand() -> None:
     probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
     labels = torch.tensor([0, 1, 0, 1])
-    ece, bins = expected_calibration_error(probs, labels)
+    sums = calibration_sums(probs, labels)
+    ece, bins = expected_calibration_error(sums), calibration_table(sums)
     # bin (0.6, 0.667]: conf 0.6, acc 1; bin (0.667, 0.733]: conf 0.7, acc 1; bin (0.867, 0.933]: conf 0.9, acc 0.5
     assert ece == pytest.approx((0.4 * 1 + 0.3 * 1 + 0.4 * 2) / 4)
     assert sum(b["count"] for b in bins) == 4
@@ -88,7 +95,19 @@ def test_predict_any_image_pillow_opens(checkpoint: Path, tmp_path: Path, capsys
     assert main(["predict", str(checkpoint), str(tmp_path), "--json", "--top-k", "3"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert len(results) == 5 and all(len(r["top"]) == 3 for r in results)
-    assert abs(sum(t["probability"] for t in results[0]["top"])) <= 1.0 + 1e-6
+    probs = [t["probability"] for t in results[0]["top"]]
+    assert probs == sorted(probs, reverse=True) and all(0 < p < 1 for p in probs)
+    # all 10 classes: a probability distribution, equal to the model's own softmax on that image
+    assert main(["predict", str(checkpoint), str(tmp_path / "gray.png"), "--json", "--top-k", "10"]) == 0
+    full = json.loads(capsys.readouterr().out)[0]["top"]
+    assert sum(t["probability"] for t in full) == pytest.approx(1.0, abs=1e-5)
+    from inception_v3.evaluation.protocols import load_members, predict_probs
+
+    models, classes, _ = load_members([str(checkpoint)])
+    want = predict_probs(models, [read_image(tmp_path / "gray.png")], "single")[0]
+    assert {t["label"]: t["probability"] for t in full} == pytest.approx(
+        dict(zip(classes, want.tolist(), strict=True)), abs=1e-6
+    )
     assert results[0]["top"][0]["label"] in {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                                              "Sneaker", "Bag", "Ankle boot"}  # fmt: skip
     assert main(["predict", str(checkpoint), str(tmp_path / "*.png")]) == 0
@@ -128,10 +147,10 @@ def test_evaluate_fast_and_int8_modes_agree_with_fp32(checkpoint: Path, capsys: 
     assert "--calibration" in capsys.readouterr().err
 
 
-def test_streaming_ece_matches_the_exact_one() -> None:
-    from inception_v3.evaluate import evaluate
+def test_streamed_ece_equals_the_ece_of_the_whole_set() -> None:
+    from inception_v3.evaluation.metrics import evaluate
 
     x, y = torch.randn(200, 5), torch.randint(0, 5, (200,))
     batches = [(x[i : i + 50], y[i : i + 50], 0) for i in range(0, 200, 50)]
     result = evaluate(torch.nn.Identity(), batches, torch.device("cpu"))
-    assert result["ece"] == pytest.approx(expected_calibration_error(x.softmax(1), y)[0], abs=1e-6)
+    assert result["ece"] == pytest.approx(expected_calibration_error(calibration_sums(x.softmax(1), y)), abs=1e-9)

@@ -8,7 +8,7 @@ import torch
 
 from inception_v3 import create_model
 from inception_v3.cli import main
-from inception_v3.export import fold_batchnorm
+from inception_v3.deploy.fusion import fold_batchnorm
 from inception_v3.weights import save_pretrained
 
 

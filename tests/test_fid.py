@@ -12,7 +12,7 @@ from pytorch_fid import inception as pf_inception
 
 from inception_v3 import create_model
 from inception_v3.cli import main
-from inception_v3.fid import activations, load_fid_network
+from inception_v3.evaluation.fid import activations, load_fid_network
 
 
 @pytest.fixture(scope="module")

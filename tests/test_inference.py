@@ -1,5 +1,7 @@
 """The fast inference path (BN folded, channels_last, bf16) and the int8 model against fp32."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -36,7 +38,14 @@ def test_fast_path_in_bf16_keeps_the_predictions(model: torch.nn.Module) -> None
     ref, out = model(x), fast(x)
     assert out.dtype == torch.float32
     assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.9
-    assert isinstance(bf16_supported(torch.device("cpu")), bool)
+
+
+def test_bf16_is_used_where_the_cpu_has_it(model: torch.nn.Module) -> None:
+    flags = set(Path("/proc/cpuinfo").read_text().split())  # the kernel's view, independent of PyTorch's
+    native = bool({"avx512_bf16", "amx_bf16"} & flags)
+    assert bf16_supported(torch.device("cpu")) is native
+    dtype = next(fast_inference(model).parameters()).dtype  # the default follows the hardware
+    assert dtype == (torch.bfloat16 if native else torch.float32)
 
 
 def test_fast_path_refuses_bad_input_like_the_model(model: torch.nn.Module) -> None:

@@ -6,8 +6,8 @@ import torchvision
 from torch import nn
 
 from inception_v3 import PRESETS, InceptionConfig, InceptionOutputs, create_model, get_config, inception_v3
-from inception_v3.blocks import ConvBN
-from inception_v3.model import grid_sizes, min_input_size
+from inception_v3.models.inception import grid_sizes, min_input_size
+from inception_v3.models.layers import ConvBN
 
 PARAMS = {
     "inception_v3": 27_161_264,
@@ -229,3 +229,33 @@ def test_unknown_preset_and_config_values_list_valid_ones() -> None:
 def test_config_round_trips_through_dict() -> None:
     cfg = get_config("inception_v2", num_classes=10, width_multiplier=0.5)
     assert InceptionConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_stages_and_intermediates_are_the_forward_pass() -> None:
+    model = create_model("inception_v3_79", width_multiplier=0.25, num_classes=10).eval()
+    x = torch.randn(2, 3, 79, 79)
+    with torch.no_grad():
+        taps = model.forward_intermediates(x)  # feature_info's layers by default
+        stem = model.forward_stem(model.input_norm(x))
+        pre = model.forward_preaux(stem)
+        features = model.forward_features(x)
+        fid_taps = model.forward_intermediates(x, ["maxpool1", "maxpool2", "Mixed_6e"])
+    assert list(taps) == [info["module"] for info in model.feature_info]
+    assert [t.shape[1] for t in taps.values()] == [info["num_chs"] for info in model.feature_info]
+    assert torch.equal(taps["Mixed_7c"], features) and torch.equal(model.forward_postaux(pre), features)
+    assert torch.equal(fid_taps["maxpool2"], stem) and torch.equal(fid_taps["Mixed_6e"], pre)
+    assert fid_taps["maxpool1"].shape[1] == model.Conv2d_2b_3x3.conv.out_channels
+    with pytest.raises(ValueError, match="valid layers"):
+        model.forward_intermediates(x, ["Mixed_9z"])
+
+
+def test_init_is_tfs_truncated_normal() -> None:
+    model = inception_v3()
+    for name, std in (("Mixed_7c.branch3x3dbl_1.conv", 0.1), ("AuxLogits.conv1.conv", 0.01), ("AuxLogits.fc", 0.001)):
+        w = model.get_submodule(name).weight
+        assert w.abs().max() <= 2 * std  # cut at 2 sigma, relative to std (not torch's absolute default)
+        assert w.std().item() == pytest.approx(0.8796 * std, rel=0.05)  # the std of N(0, 1) cut at +-2
+    before = model.Mixed_7c.branch1x1.conv.weight.clone()
+    model.reset_classifier(7)
+    assert model.fc.weight.abs().max() <= 0.2 and model.AuxLogits.fc.weight.abs().max() <= 0.002
+    assert torch.equal(model.Mixed_7c.branch1x1.conv.weight, before)  # only the classifiers are new

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inception_v3.ema import ModelEMA
-from inception_v3.losses import inception_loss, smoothed_cross_entropy
-from inception_v3.model import InceptionOutputs
-from inception_v3.optim import RMSpropTF, build_optimizer, clip_gradients, lr_at, param_groups, scaled_lr
+from inception_v3.models.inception import InceptionOutputs
+from inception_v3.training.ema import ModelEMA
+from inception_v3.training.losses import inception_loss, smoothed_cross_entropy
+from inception_v3.training.optim import RMSpropTF, build_optimizer, clip_gradients, lr_at, param_groups, scaled_lr
 
 
 def test_rmsprop_tf_matches_the_update_formula_step_by_step() -> None:
@@ -119,3 +119,24 @@ def test_ema_update_with_and_without_warmup() -> None:
     restored.load_state_dict(ema.state_dict())
     assert restored.decay == 0.9 and restored.updates == 1
     assert torch.equal(restored.module[0].weight, ema.module[0].weight)
+
+
+def test_rmsprop_tf_matches_timms_on_the_same_gradients() -> None:
+    from timm.optim import RMSpropTF as TimmRMSpropTF
+
+    torch.manual_seed(0)
+    ours_model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+    theirs_model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+    theirs_model.load_state_dict(ours_model.state_dict())
+    start = ours_model[0].weight.detach().clone()
+    ours = RMSpropTF(ours_model.parameters(), lr=0.01, decay=0.9, momentum=0.9, eps=1.0, weight_decay=4e-5)
+    theirs = TimmRMSpropTF(theirs_model.parameters(), lr=0.01, alpha=0.9, momentum=0.9, eps=1.0, weight_decay=4e-5)
+    for _ in range(20):
+        x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+        for model, opt in ((ours_model, ours), (theirs_model, theirs)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    for a, b in zip(ours_model.parameters(), theirs_model.parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert (ours_model[0].weight - start).abs().max() > 1e-3  # the 20 steps really moved the weights

@@ -1,15 +1,42 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written and do what their comments say."""
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def check_model_block(ns: dict) -> None:
+    assert ns["logits"].shape == (2, 1000) and ns["aux"].shape == (2, 1000)
+    assert ns["feats"].shape == (2, 2048, 8, 8) and ns["pooled"].shape == (2, 2048)
+    assert ns["model"].fc.out_features == 10 and ns["model"].AuxLogits.fc.out_features == 10
+    small = ns["small"]
+    assert small.config.in_chans == 1 and small.fc.out_features == 10 and small.config.receptive_field == 79
+
+
+def check_fast_block(ns: dict) -> None:
+    x = torch.randn(2, 3, 299, 299)
+    with torch.no_grad():
+        want = ns["model"](x)
+    assert ns["logits"].shape == (2, 10) and ns["logits"].dtype == torch.float32
+    assert torch.allclose(ns["fast"](x), want, atol=0.1 * want.abs().max().item())
+    assert ns["int8"](x).shape == (2, 10)
+
+
+# a name the block defines -> what must hold after it ran
+CHECKS: dict[str, Callable[[dict], None]] = {"pooled": check_model_block, "int8": check_fast_block}
+
+
 def test_readme_python_blocks_run() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks
+    assert len(blocks) >= 2
     for code in blocks:
         namespace: dict = {}
         exec(compile(code, str(README), "exec"), namespace)
-        assert "model" in namespace
+        checks = [check for name, check in CHECKS.items() if name in namespace]
+        assert checks, f"no check for this README block; add one to tests/test_readme.py:\n{code}"
+        for check in checks:
+            check(namespace)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import torch
 
-from inception_v3.checkpoint import load_checkpoint
-from inception_v3.distributed import Dist
-from inception_v3.recipes import get_recipe
-from inception_v3.train import build_model, epoch_batches, train
+from inception_v3.training.checkpoints import load_checkpoint
+from inception_v3.training.distributed import Dist
+from inception_v3.training.loop import build_model, build_run, load_data, train, train_step, training_forward
+from inception_v3.training.metrics_log import EpochMeter
+from inception_v3.training.recipes import get_recipe
+from inception_v3.training.sampling import epoch_batches
 
 TINY = ["--recipe", "fashion-mnist", "--width-multiplier", "0.0625", "--min-depth", "4", "--batch-size", "16",
         "--workers", "0", "--amp", "none", "--no-channels-last", "--val-subset", "64", "--name", "run"]  # fmt: skip
@@ -153,3 +155,34 @@ def test_non_finite_loss_stops_with_the_step_or_is_skipped(tmp_path: Path) -> No
     assert final["skipped_nonfinite_steps"] > 0
     ema = load_checkpoint(sorted((tmp_path / "skip" / "checkpoints").glob("*.pt"))[-1])["ema"]["module"]
     assert all(torch.isfinite(v).all() for v in ema.values() if v.dtype.is_floating_point)
+
+
+class CountScalarReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts reads of a tensor's value by the host (.item(), float(), int(), bool() of a tensor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.reads += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_reads_the_device_once(tmp_path: Path) -> None:
+    cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=8, workers=0,
+                     train_subset=64, val_subset=16, amp="none", channels_last=False)  # fmt: skip
+    d = Dist()
+    run = build_run(cfg, d, tmp_path, load_data(cfg, d))
+    run.forward, run.meter = training_forward(run.model, cfg, d), EpochMeter(d.device)
+    batch = [run.data.train[i] for i in range(8)]
+    x, y = torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
+    with CountScalarReads() as counter:
+        for _ in range(3):
+            assert train_step(run, x, y, stop_requested=False) is False
+    assert counter.reads == 3  # one combined flag read per step (non-finite or stop), nothing else
+    assert train_step(run, x, y, stop_requested=True) is True
+    with CountScalarReads() as counter:
+        run.meter.step_summary(1)  # logging steps read the loss and accuracy
+    assert counter.reads >= 1

@@ -96,7 +96,7 @@ def test_class_count_must_match_the_checkpoint(tmp_path: Path, capsys: pytest.Ca
         (["--recipe", "nope"], "valid recipes"),
         (["--optimizer", "adam"], "valid values: rmsprop, sgd"),
         (["--amp", "fp16", "--device", "cpu"], "needs a CUDA device"),
-        (["--preset", "inception_v9"], "valid presets"),
+        (["--preset", "inception_v9"], "valid values: inception_v3, inception_v3_151"),
     ],
 )
 def test_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -1,7 +1,7 @@
 """Inception-v3 ("Rethinking the Inception Architecture for Computer Vision", Szegedy et al., 2016)."""
 
-from .config import PRESETS, InceptionConfig, get_config
-from .model import Inception3, InceptionOutputs, create_model, inception_v3, min_input_size
+from .models.config import PRESETS, InceptionConfig, get_config
+from .models.inception import Inception3, InceptionOutputs, create_model, inception_v3, min_input_size
 
 __all__ = [
     "PRESETS",

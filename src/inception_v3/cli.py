@@ -6,16 +6,17 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS
 from .errors import UserError
+from .models.config import PRESETS
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
-    from .model import Inception3
+    from .models.inception import Inception3
 
     rows = []
     for preset in PRESETS.values():
@@ -37,8 +38,8 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from .accounting import format_summary, summarize
-    from .model import create_model
+    from .models.accounting import format_summary, summarize
+    from .models.inception import create_model
 
     overrides: dict[str, Any] = {}
     if args.num_classes is not None:
@@ -57,7 +58,7 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 
 def _cmd_recipes(args: argparse.Namespace) -> None:
-    from .recipes import RECIPES, get_recipe
+    from .training.recipes import RECIPES, get_recipe
 
     if args.json:
         print(json.dumps({name: get_recipe(name).to_dict() for name in RECIPES}, indent=2))
@@ -68,8 +69,9 @@ def _cmd_recipes(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .recipes import TrainConfig, get_recipe
-    from .train import train
+    from .training.loop import train
+    from .training.recipes import get_recipe
+    from .training.settings import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
@@ -84,8 +86,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import reproduce
-    from .reproduction_report import write_report
+    from .reproduction.report import write_report
+    from .reproduction.runner import reproduce
 
     out_dir = Path(args.out_dir)
     records = Path(args.records) if args.records else out_dir / "records"
@@ -103,7 +105,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
-    from .weights import load_pretrained, save_pretrained
+    from .interop.pretrained import load_pretrained, save_pretrained
 
     dst = Path(args.dst)
     if dst.exists() and any(dst.iterdir()) and not args.overwrite:
@@ -115,7 +117,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .protocols import format_result, run_evaluation
+    from .evaluation.protocols import format_result, run_evaluation
 
     result = run_evaluation(args.checkpoints, args.dataset, args.data, args.crops, args.out, args.limit,
                             show_progress=not args.json, central_fraction=args.central_fraction, mode=args.mode,
@@ -127,7 +129,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from .predict import predict
+    from .evaluation.predict import predict
 
     results = predict([args.checkpoint], args.images, args.top_k, args.crops)
     if args.json:
@@ -138,8 +140,8 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from .export import export_model
-    from .weights import load_pretrained
+    from .deploy.export import export_model
+    from .interop.pretrained import load_pretrained
 
     output = Path(args.output)
     if output.exists() and not args.overwrite:
@@ -153,7 +155,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_fid(args: argparse.Namespace) -> None:
-    from .fid import frechet_distance, load_fid_network, save_stats, stats_for
+    from .evaluation.fid import frechet_distance, load_fid_network, save_stats, stats_for
 
     if args.save_stats and Path(args.save_stats).exists():
         raise UserError(f"{args.save_stats} exists; choose another path")
@@ -179,24 +181,36 @@ def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    """One option per TrainConfig field; unset options keep the recipe's value."""
-    from .recipes import TrainConfig
+    """One option per TrainConfig field, typed, documented and limited by the field's metadata; unset
+    options keep the recipe's value."""
+    from .training.settings import TrainConfig, allowed, field_type
 
-    p.add_argument("--recipe", default="fashion-mnist", help="named recipe (see `inception-v3 recipes`)")
+    p.add_argument("--recipe", default="fashion-mnist", help="named recipe (see `inception-v3 recipes`); "
+                   "its values replace the defaults below (default: fashion-mnist)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue the run in OUT_DIR/NAME from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a finished or abandoned run in OUT_DIR/NAME")
+    hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
+        meta, (kind, _) = f.metadata, field_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        if kind == "bool":
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        paper = f"; paper: {meta['paper']}" if meta["paper"] is not None else ""
+        limits = "" if kind is bool or (kind is str and not meta["choices"]) else f"; {allowed(meta)}"
+        text = f"{meta['help']} (default: {f.default}{paper}{limits})".replace("%", "%%")
+        if kind is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            caster = int if "int" in kind else float if "float" in kind else str
-            p.add_argument(flag, dest=f.name, type=caster, default=None, metavar=f.name.upper())
+            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: what is wrong and where the help is (exit code 2)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="inception-v3",
         description="Inception-v3 (Szegedy et al., 2016): models, accounting, training and evaluation.",
     )

@@ -1,0 +1,1 @@
+"""Data: Fashion-MNIST and image folders, the Inception preprocessing, the paper's crops, image files."""

@@ -1,0 +1,60 @@
+"""Fashion-MNIST from the files of Debian's `dataset-fashion-mnist` package (IDX format, gzipped)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+_APT_HINT = "install it with 'sudo apt-get install -y dataset-fashion-mnist' or pass --data-dir"
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (the MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise UserError(f"cannot read {path}: {exc}; the file is damaged, reinstall it") from None
+    ndim = data[3] if len(data) > 4 else 0
+    if len(data) < 4 + 4 * ndim or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise UserError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {body.size}")
+    return body.reshape(shape)
+
+
+def load_fashion_mnist(data_dir: str | os.PathLike[str], split: str) -> tuple[Tensor, Tensor]:
+    """Images (N x 28 x 28 uint8) and labels (N,) of the `train` or `test` split."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"Fashion-MNIST directory {root} does not exist; {_APT_HINT}")
+    paths = []
+    for name in _FILES[split]:
+        path = root / name
+        if not path.exists() and (root / name.removesuffix(".gz")).exists():
+            path = root / name.removesuffix(".gz")
+        if not path.exists():
+            raise UserError(f"{path} is missing; {_APT_HINT}")
+        paths.append(path)
+    images, labels = (_read_idx(p) for p in paths)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(f"Fashion-MNIST files in {root} do not match: {images.shape} images, {labels.shape} labels")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))

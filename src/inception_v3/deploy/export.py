@@ -1,0 +1,77 @@
+"""Export for serving: batch norm folded into the convolutions, a dynamic batch, one output tensor
+(logits, or the pooled 2048-d features), written atomically; ONNX checked against PyTorch."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserError
+from ..models.inception import Inception3
+from ..utils.io import atomic_write
+from .fusion import fold_batchnorm
+
+FORMATS = ("torchscript", "onnx", "exported-program")
+ONNX_TOLERANCE = 1e-4
+
+
+class PooledFeatures(nn.Module):
+    """Serve the N x 2048 pooled features instead of logits."""
+
+    def __init__(self, model: Inception3) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+
+def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], features: bool = False) -> dict[str, Any]:
+    """Write `model` in `fmt` to `output` (atomically); returns what was written and, for ONNX, the check."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; valid values: {', '.join(FORMATS)}")
+    net: nn.Module = fold_batchnorm(model)
+    if features:
+        net = PooledFeatures(net).eval()  # type: ignore[arg-type]
+    size = model.config.receptive_field
+    example = torch.randn(2, model.config.in_chans, size, size)
+    info: dict[str, Any] = {"format": fmt, "output": str(output), "input": [-1, model.config.in_chans, size, size],
+                            "output_name": "features" if features else "logits"}  # fmt: skip
+    if fmt == "torchscript":
+        scripted = torch.jit.script(net)
+        atomic_write(output, lambda tmp: torch.jit.save(scripted, tmp))
+    elif fmt == "exported-program":
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: batch}})
+        atomic_write(output, lambda tmp: torch.export.save(program, tmp))
+    else:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("ONNX export needs onnx and onnxruntime: pip install 'inception-v3[export]'") from None
+
+        def write(tmp: str) -> None:
+            with warnings.catch_warnings():  # the shape checks are constants for a fixed-size export
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.onnx.export(net, (example,), tmp, input_names=["images"], output_names=[info["output_name"]],
+                                  dynamic_axes={"images": {0: "batch"}, info["output_name"]: {0: "batch"}},
+                                  dynamo=False)  # fmt: skip
+            check = torch.randn(3, model.config.in_chans, size, size)  # another batch size than the example
+            session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(session.run(None, {"images": check.numpy()})[0])
+            with torch.no_grad():
+                want = net(check)
+            info["onnx_max_abs_diff"] = float((got - want).abs().max())
+            if info["onnx_max_abs_diff"] > ONNX_TOLERANCE:
+                raise UserError(f"ONNX output differs from PyTorch by {info['onnx_max_abs_diff']:.2e} "
+                                f"(> {ONNX_TOLERANCE}); nothing was written")  # fmt: skip
+
+        atomic_write(output, write)
+    info["bytes"] = Path(output).stat().st_size
+    return info

@@ -1,0 +1,107 @@
+"""Frechet Inception Distance with the FID tools' network (`inception_v3_fid` preset) and their input
+convention: images as RGB in [0, 1], resized bilinearly to 299x299, scaled to [-1, 1]; pool3 features
+(2048-d) in float32; mean and covariance in float64."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from ..data.image_io import is_image_file, read_image
+from ..errors import UserError
+from ..interop.pretrained import load_pretrained
+from ..models.inception import Inception3
+from ..utils.io import atomic_write
+
+
+def load_fid_network(weights: str | os.PathLike[str]) -> Inception3:
+    """The FID graph with the given weights (e.g. pytorch-fid's pt_inception-2015-12-05-*.pth)."""
+    model, _ = load_pretrained(weights, preset="inception_v3_fid")
+    if not model.config.last_block_max_pool or model.config.pool_include_pad:
+        raise UserError(f"{weights} is not an FID network's weights (load it with preset inception_v3_fid)")
+    return model.eval()
+
+
+# The FID tools' feature taps: the layer each one average-pools.
+TAPS = {64: "maxpool1", 192: "maxpool2", 768: "Mixed_6e", 2048: "Mixed_7c"}
+DIMS = tuple(TAPS)
+
+
+def features(model: Inception3, x: Tensor, dims: int = 2048) -> Tensor:
+    """Average-pooled features at one of the FID tools' taps: 64 (first max pool), 192 (second max pool),
+    768 (Mixed_6e) or 2048 (pool3)."""
+    if dims not in TAPS:
+        raise UserError(f"invalid feature size {dims}; valid values: {', '.join(map(str, DIMS))}")
+    tap = model.forward_intermediates(x, [TAPS[dims]])[TAPS[dims]]
+    return torch.flatten(F.adaptive_avg_pool2d(tap, 1), 1)  # N x dims
+
+
+@torch.no_grad()
+def activations(model: Inception3, folder: str | os.PathLike[str], batch_size: int = 50, dims: int = 2048,
+                show_progress: bool = True) -> np.ndarray:  # fmt: skip
+    """Features (N x dims) of every image in `folder`, in sorted file order."""
+    paths = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
+    if len(paths) < 2:
+        raise UserError(f"{folder} holds {len(paths)} image(s); FID needs at least 2")
+    feats = []
+    for i in tqdm(range(0, len(paths), batch_size), desc=f"features {folder}", disable=not show_progress):
+        batch = []
+        for path in paths[i : i + batch_size]:
+            img = read_image(path)
+            img = img.expand(3, -1, -1) if img.shape[0] == 1 else img
+            x = F.interpolate(img[None].float() / 255.0, size=(299, 299), mode="bilinear", align_corners=False)
+            batch.append(x)
+        x = torch.cat(batch) * 2 - 1
+        feats.append(features(model, x, dims).numpy())
+    return np.concatenate(feats).astype(np.float64)
+
+
+def statistics(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return acts.mean(axis=0), np.cov(acts, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:  # fmt: skip
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); a tiny diagonal offset if the product is singular."""
+    try:
+        from scipy import linalg
+    except ImportError:
+        raise UserError("FID needs scipy: pip install 'inception-v3[fid]'") from None
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(sigma1)) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise UserError(f"the covariance square root has an imaginary part {np.abs(covmean.imag).max():.3g}")
+        covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def stats_for(
+    source: str, model: Inception3 | None, batch_size: int, dims: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics from a saved .npz (mu, sigma) or computed from a folder of images."""
+    if source.endswith(".npz"):
+        if not Path(source).is_file():
+            raise UserError(f"statistics file {source} does not exist")
+        with np.load(source, allow_pickle=False) as data:
+            if "mu" not in data or "sigma" not in data:
+                raise UserError(f"{source} has no 'mu' and 'sigma' arrays")
+            return data["mu"], data["sigma"]
+    if not Path(source).is_dir():
+        raise UserError(f"{source} is neither a folder of images nor a .npz statistics file")
+    if model is None:
+        raise UserError("--weights (the FID network's file) is needed to compute features from images")
+    return statistics(activations(model, source, batch_size, dims))
+
+
+def save_stats(mu: np.ndarray, sigma: np.ndarray, path: str | os.PathLike[str]) -> None:
+    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), mu=mu, sigma=sigma))  # noqa: SIM115

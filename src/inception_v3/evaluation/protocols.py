@@ -1,0 +1,166 @@
+"""`inception-v3 evaluate`: checkpoints (or an ensemble of them) under the paper's crop protocols,
+with softmax averaging over crops and members, top-1/top-5, per-class accuracy and calibration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from ..data.crops import crop_views
+from ..data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
+from ..data.image_io import is_image_file, read_image
+from ..deploy.fast import fast_inference
+from ..deploy.int8 import quantize_int8
+from ..errors import UserError
+from ..interop.pretrained import load_pretrained
+from ..models.inception import Inception3
+from ..utils.io import atomic_write_text
+from .metrics import classification_metrics
+from .plots import plot_confusion, plot_reliability
+
+
+def load_members(paths: list[str]) -> tuple[list[Inception3], list[str], list[str]]:
+    """The ensemble's models (eval mode), their shared class names, and which weights each used."""
+    models, sources, classes = [], [], None
+    for path in paths:
+        model, report = load_pretrained(path)
+        names = report.classes or [str(i) for i in range(model.config.num_classes)]
+        if classes is not None and names != classes:
+            raise UserError(f"{path} predicts other classes than {paths[0]} ({len(names)} vs {len(classes)}); "
+                            f"ensemble members must share their classes")  # fmt: skip
+        classes = names
+        models.append(model.eval())
+        sources.append(f"{path}: {report.source}")
+    assert classes is not None
+    return models, classes, sources
+
+
+def iter_images(dataset: str, data: str | None, classes: list[str], limit: int | None) -> Iterator[tuple[Tensor, int]]:
+    """(uint8 C x H x W image, label) pairs of the evaluation set, labels in the checkpoint's class order."""
+    if dataset == "fashion-mnist":
+        images, labels = load_fashion_mnist(data or FASHION_MNIST_DIR, "test")
+        for i in range(len(labels) if limit is None else min(limit, len(labels))):
+            yield images[i][None], int(labels[i])
+        return
+    from torchvision.datasets import ImageFolder
+
+    if not data or not Path(data).is_dir():
+        raise UserError(f"evaluation folder {data} does not exist (expected one sub-folder per class)")
+    folder = ImageFolder(data, loader=read_image, is_valid_file=is_image_file, allow_empty=True)
+    unknown = sorted(set(folder.classes) - set(classes))
+    if unknown:
+        raise UserError(f"{data} has classes the checkpoint does not know: {', '.join(unknown[:5])}")
+    samples = folder.samples if limit is None else folder.samples[:limit]
+    if not samples:
+        raise UserError(f"no images found in {data}")
+    for path, idx in samples:
+        yield read_image(path), classes.index(folder.classes[idx])
+
+
+def to_model_input(views: Tensor, model: Inception3) -> Tensor:
+    """uint8 views -> float, the model's channel count, and its normalization."""
+    cfg = model.config
+    x = views.float() / 255.0
+    if x.shape[1] == 4:
+        x = x[:, :3]
+    if x.shape[1] != cfg.in_chans:
+        x = x.mean(1, keepdim=True) if cfg.in_chans == 1 else x[:, :1].expand(-1, cfg.in_chans, -1, -1)
+    mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def predict_probs(models: list[nn.Module], images: list[Tensor], protocol: str, central_fraction: float = 0.875
+                  ) -> Tensor:  # fmt: skip
+    """Class probabilities (N x K) for N images: softmax averaged over crops, then over ensemble members."""
+    out = []
+    for model in models:
+        views = torch.stack([crop_views(im, model.config.receptive_field, protocol, central_fraction) for im in images])
+        flat = views.flatten(0, 1)  # (N * crops) x C x H x W
+        probs = torch.cat([model(to_model_input(chunk, model)).softmax(1) for chunk in flat.split(128)])
+        out.append(probs.view(len(images), -1, probs.shape[1]).mean(1))
+    return torch.stack(out).mean(0)
+
+
+def _chunks(items: Iterator[tuple[Tensor, int]], size: int) -> Iterator[list[tuple[Tensor, int]]]:
+    chunk: list[tuple[Tensor, int]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def calibration_batches(model: Inception3, dataset: str, data: str | None, calibration: str | None,
+                        central_fraction: float, count: int = 256) -> list[Tensor]:  # fmt: skip
+    """Model inputs for int8 calibration: Fashion-MNIST's training split, or the images of a folder."""
+    if dataset == "fashion-mnist" and calibration is None:
+        images = list(load_fashion_mnist(data or FASHION_MNIST_DIR, "train")[0][:count, None])
+    else:
+        if not calibration or not Path(calibration).is_dir():
+            raise UserError("--mode int8 needs --calibration DIR: a folder of training images (a few hundred)")
+        files = sorted(p for p in Path(calibration).rglob("*") if p.is_file() and is_image_file(str(p)))[:count]
+        if not files:
+            raise UserError(f"no images found in {calibration} for int8 calibration")
+        images = [read_image(p) for p in files]
+    return list(single_crop_inputs(model, images, central_fraction).split(32))
+
+
+def single_crop_inputs(model: nn.Module, images: list[Tensor], central_fraction: float) -> Tensor:
+    """N model inputs: each uint8 C x H x W image's single central crop, resized and normalized as evaluated."""
+    size = model.config.receptive_field
+    return to_model_input(torch.cat([crop_views(im, size, "single", central_fraction) for im in images]), model)
+
+
+def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
+                   limit: int | None = None, show_progress: bool = True, central_fraction: float = 0.875,
+                   mode: str = "fp32", calibration: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically.
+
+    `mode`: fp32 (as trained), fast (BN folded, channels_last, bf16 where supported) or int8 (CPU)."""
+    if out and Path(out).exists() and any(Path(out).iterdir()):
+        raise UserError(f"{out} is not empty; choose another folder")
+    models, classes, sources = load_members(paths)
+    if mode == "fast":
+        members: list[nn.Module] = [fast_inference(m) for m in models]
+    elif mode == "int8":
+        members = [quantize_int8(m, calibration_batches(m, dataset, data, calibration, central_fraction))
+                   for m in models]  # fmt: skip
+    else:
+        members = list(models)
+    probs, labels = [], []
+    per_batch = 32 if protocol == "single" else 4  # images per forward pass (crops multiply it)
+    bar = tqdm(desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
+    for chunk in _chunks(iter_images(dataset, data, classes, limit), per_batch):
+        probs.append(predict_probs(members, [image for image, _ in chunk], protocol, central_fraction))
+        labels += [label for _, label in chunk]
+        bar.update(len(chunk))
+    bar.close()
+    metrics = classification_metrics(torch.cat(probs), torch.tensor(labels), classes)
+    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "mode": mode, "members": len(models),
+              **metrics}  # fmt: skip
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        plot_confusion(metrics["confusion"], classes, folder / "confusion.png", f"Confusion matrix ({protocol})")
+        plot_reliability(metrics["calibration"], metrics["ece"], folder / "reliability.png")
+        atomic_write_text(folder / "metrics.json", json.dumps(result, indent=2))
+    return result
+
+
+def format_result(r: dict[str, Any]) -> str:
+    lines = [*(f"weights: {s}" for s in r["weights"]),
+             f"{r['protocol']} crop, {r['members']} model(s), {r['mode']}, {r['n']:,} images",
+             f"top-1 {r['top1']:.2%} (error {r['top1_error']:.2%})   top-5 {r['top5']:.2%} "
+             f"(error {r['top5_error']:.2%})   ECE {r['ece']:.4f}", "per class:"]  # fmt: skip
+    lines += [f"  {c:<20}{a:.2%}" for c, a in r["per_class"].items()]
+    return "\n".join(lines)

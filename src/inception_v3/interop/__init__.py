@@ -1,0 +1,1 @@
+"""Weights from every ecosystem: our format, torchvision/timm state dicts, Keras files."""

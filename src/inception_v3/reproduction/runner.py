@@ -1,0 +1,160 @@
+"""`inception-v3 reproduce`: the experiments of `experiments.py` as grids of ordinary training runs
+(`training.loop.train`) and evaluations (`evaluation.protocols.run_evaluation`), at a budget, over seeds.
+
+Every finished run leaves a small JSON record (config, seed, time, metrics, curves); the report
+(`reproduction_report.py`) is rebuilt from those records alone. A run is identified by a hash of its
+resolved training config, so the same run shared by two experiments (Inception-v3 with label
+smoothing 0.1 is in table3, aux, factorization and label-smoothing) is trained once, and an
+interrupted `reproduce` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+from ..models.accounting import count_macs
+from ..models.config import InceptionConfig
+from ..models.inception import Inception3
+from ..training.settings import TrainConfig
+from ..utils.io import atomic_write_text
+from .experiments import BUDGETS, EXPERIMENTS, Experiment, record_path, variant_runs
+
+
+def main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train_record(cfg: TrainConfig, final: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """What the report needs from a finished run (no checkpoints): config, metrics, curves, cost, machine."""
+    saved = json.loads((run_dir / "config.json").read_text())
+    model_cfg = InceptionConfig.from_dict(saved["model"])
+    main_path = Inception3(model_cfg.replace(aux_logits=False)).eval()
+    x = torch.zeros(1, model_cfg.in_chans, model_cfg.receptive_field, model_cfg.receptive_field)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = [{k: r[k] for k in ("step", "epoch", "loss", "train_acc")} for r in metrics if r["kind"] == "step"]
+    drop = ("confusion",)
+    return {
+        "kind": "train",
+        "train": cfg.to_dict(),
+        "model": saved["model"],
+        "seed": cfg.seed,
+        "macs": count_macs(main_path, lambda: main_path(x)),
+        "params": sum(p.numel() for p in main_path.parameters()),
+        "final": {w: {k: v for k, v in final[w].items() if k not in drop} for w in ("ema", "raw")},
+        "steps": final["steps"],
+        "train_seconds": final["train_seconds"],
+        "curve": steps,
+        "epochs": [r for r in metrics if r["kind"] == "epoch"],
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+    }  # fmt: skip
+
+
+def run_training(cfg: TrainConfig) -> dict[str, Any] | None:
+    """Train one run (resuming it if it has checkpoints); its final metrics, or None if it was interrupted."""
+    from ..training.loop import train
+
+    run_dir = Path(cfg.out_dir) / cfg.name
+    resume = bool(list((run_dir / "checkpoints").glob("step-*.pt")))
+    result = train(cfg, resume=resume, overwrite=not resume)
+    return result.final if result.finished else None
+
+
+def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: Path, data_dir: str | None,
+                   log: Any = print) -> bool:  # fmt: skip
+    """Run every missing run of one experiment; False if a run was interrupted (rerun to resume)."""
+    exp = EXPERIMENTS[name]
+    if exp.crops:
+        return run_crops(exp, budget, seeds, out_dir, records, data_dir, log)
+    for variant in exp.variants:
+        for run_id, (cfg,) in variant_runs(exp, variant, budget, seeds, out_dir, data_dir):
+            path = record_path(records, budget, run_id)
+            if path.exists():
+                log(f"[{name}] {variant.name}, seed {cfg.seed}: done ({path})")
+                continue
+            log(f"[{name}] {variant.name}, seed {cfg.seed}: training {cfg.out_dir}/{cfg.name}")
+            final = run_training(cfg)
+            if final is None:
+                return False
+            if main_rank():
+                write_json(path, train_record(cfg, final, Path(cfg.out_dir) / cfg.name))
+    return True
+
+
+def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: Path, data_dir: str | None,
+              log: Any) -> bool:  # fmt: skip
+    """Evaluate the source variant's best checkpoints (trained first if missing) under each crop protocol."""
+    from ..evaluation.protocols import run_evaluation
+
+    source_exp = next(e for e in EXPERIMENTS.values() if any(v.name == exp.source for v in e.variants))
+    needed = [i for v in source_exp.variants if v.name == exp.source
+              for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data_dir)]  # fmt: skip
+    if not all(record_path(records, budget, i).exists() for i in needed):
+        log(f"[{exp.name}] training the {exp.source} runs of {source_exp.name} first")
+        if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data_dir, log):
+            return False
+    limit = BUDGETS[budget]["crop_images"]
+    for variant in exp.variants:
+        protocol = variant.overrides["protocol"]
+        for run_id, group in variant_runs(exp, variant, budget, seeds, out_dir, data_dir):
+            ids = [c.name for c in group]
+            path = record_path(records, budget, run_id)
+            if path.exists():
+                log(f"[{exp.name}] {variant.name} of {', '.join(ids)}: done ({path})")
+                continue
+            log(f"[{exp.name}] {variant.name} of {', '.join(ids)}")
+            started = time.time()
+            ckpts = [str(Path(c.out_dir) / c.name / "best.pt") for c in group]
+            missing = [p for p in ckpts if not Path(p).exists()]
+            if missing:
+                raise UserError(
+                    f"{missing[0]} is missing (its run record exists but the checkpoint was removed); "
+                    f"delete {record_path(records, budget, Path(missing[0]).parent.name)} to retrain"
+                )
+            result = run_evaluation(ckpts, group[0].dataset, data_dir, protocol, None, limit,
+                                    central_fraction=group[0].eval_crop)  # fmt: skip
+            record = {"kind": "crops", "variant": variant.name, "protocol": protocol, "members": ids,
+                      "seed": group[0].seed if len(group) == 1 else None, "seconds": time.time() - started,
+                      "final": {"ema": {k: result[k] for k in ("n", "top1", "top5", "ece")}}}  # fmt: skip
+            if main_rank():
+                write_json(path, record)
+    return True
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=1))
+
+
+def reproduce(experiments: list[str], budget: str, seeds: int, out_dir: Path, records: Path, report: Path,
+              data_dir: str | None) -> bool:  # fmt: skip
+    """Run the experiments' missing runs, then rebuild the report; False if interrupted."""
+    from .report import write_report
+
+    unknown = [e for e in experiments if e not in EXPERIMENTS]
+    if unknown:
+        raise UserError(f"unknown experiment {unknown[0]!r}; valid experiments: {', '.join(EXPERIMENTS)}")
+    if budget not in BUDGETS:
+        raise UserError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    if budget == "paper" and not data_dir:
+        raise UserError("the paper budget trains on ImageNet: pass --data-dir with train/ and val/ class folders")
+    for name in experiments:
+        if not run_experiment(name, budget, seeds, out_dir, records, data_dir):
+            print("interrupted; run the same command again to resume (finished runs are kept)", flush=True)
+            return False
+    if main_rank():
+        write_report(records, report)
+        print(f"report: {report}", flush=True)
+    return True

@@ -1,0 +1,59 @@
+"""Training checkpoints: what one holds, writing them (atomically, keeping the last K) and reading them.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so it loads with
+`torch.load(weights_only=True)`; anything else in a file is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+from ..utils.io import atomic_write, load_torch_file
+
+CHECKPOINT_FORMAT = "inception-v3/checkpoint/1"
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write `state` atomically: a crash mid-write leaves the previous file intact."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`; a missing, damaged or unsafe file is a UserError."""
+    state = load_torch_file(path, map_location, "checkpoint")
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is not a checkpoint of this project (found {type(state).__name__})")
+    return state
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """checkpoints/step-*.pt, oldest first."""
+    return sorted((run_dir / "checkpoints").glob("step-*.pt"))
+
+
+def write_checkpoint(run_dir: Path, state: dict[str, Any], keep_last: int) -> Path:
+    """checkpoints/step-NNNNNNNN.pt, keeping the newest `keep_last`."""
+    path = run_dir / "checkpoints" / f"step-{state['step']:08d}.pt"
+    save_checkpoint(state, path)
+    for old in step_checkpoints(run_dir)[:-keep_last]:
+        old.unlink()
+    return path
+
+
+def rng_state() -> dict[str, Any]:
+    """The random generators that training draws from (dropout)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

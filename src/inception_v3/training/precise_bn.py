@@ -1,0 +1,65 @@
+"""Exact batch-norm statistics before evaluation ("precise BN").
+
+Running averages with momentum lag behind weights that move fast (high learning rates, short runs,
+narrow models), and the running average of the weights averages batch-norm buffers that belong to
+other weights. Either can make eval-mode outputs collapse although training goes well. Recomputing
+each batch norm's mean and variance as the plain average over a fixed set of training batches, with
+the current weights, removes both problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ..utils.precision import autocast
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor, int]], device: torch.device,
+                       amp: str = "none", channels_last: bool = False) -> int:  # fmt: skip
+    """Set every batch norm's running mean/var to their average over `batches`; returns the images used.
+
+    Only the batch norms run in training mode (dropout stays off, so no random numbers are drawn);
+    the aux head's batch norms see its input too. Under torch.distributed the statistics are averaged
+    over the replicas. If any recomputed statistic is not finite (diverged weights), the previous
+    statistics are kept and 0 is returned.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    was_training = model.training
+    model.eval()
+    momenta = [m.momentum for m in norms]
+    previous = [{k: v.clone() for k, v in m.state_dict().items() if k != "weight" and k != "bias"} for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches seen
+        m.train()
+    seen = 0
+    forward = getattr(model, "forward_with_aux", model)
+    for x, _, _ in batches:
+        if len(x) == 0:
+            continue
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            forward(x)
+        seen += len(x)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for m in norms:
+            for buffer in (m.running_mean, m.running_var):
+                dist.all_reduce(buffer)
+                buffer.div_(dist.get_world_size())
+    model.train(was_training)
+    if not all(torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all() for m in norms):
+        for m, state in zip(norms, previous, strict=True):
+            m.load_state_dict(state, strict=False)
+        return 0
+    return seen
