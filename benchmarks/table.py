@@ -85,11 +85,30 @@ def _memory_note(result: dict[str, Any]) -> str:
 
 def render(result: dict[str, Any], source: str) -> list[str]:
     m = result["machine"]
-    where = m.get("gpu") or f"{m['processor']} ({m['cpus']} cores, {m['threads']} threads, {m['cpu_capability']})"
+    threads = f", {m['threads']} threads" if "threads" in m else ""
+    where = m.get("gpu") or f"{m['processor']} ({m['cpus']} cores{threads}, {m['cpu_capability']})"
     lines = [f"## {where}: profile `{result['profile']}`", "",
              f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}, "
              f"{result['seconds'] / 60:.0f} min)" + "".join(f", then `{c}`" for c in result.get("more_commands", []))
              + ".", ""]  # fmt: skip
+    if result["profile"] == "learning-margin":
+        t = result["thresholds"]
+        lines += [f"### Learning margin of the suite's learning test (thresholds: best top-1 > {t['best_top1']}, "
+                  f"raw validation loss < {t['raw_loss']})", "",
+                  "| precision | seed | best top-1 | averaged | raw | raw val loss |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['amp']} | {r['seed']} | {r['best_top1']:.3f} | {r['ema_top1']:.3f} | {r['raw_top1']:.3f} | "
+                  f"{r['raw_loss']:.2f} |" for r in result["runs"]]  # fmt: skip
+        lines.append("")
+    if "training_loop" in result:
+        lines += ["### Training loop: this checkout vs an earlier revision (real `inception-v3 train` runs, "
+                  "interleaved, median over rounds)", "",
+                  f"| workload | baseline {result['baseline']} | this checkout | ratio |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for row in result["training_loop"]:
+            rates = list(row["images_per_s"].values())
+            lines.append(f"| {row['workload']} | {rates[0]:.1f} img/s | {rates[1]:.1f} img/s | {row['ratio']:.2f}x |")
+        lines.append("")
     if "peak_flops" in result:
         p, f = result["peak_flops"], result["model_flops_per_image"]
         lines += [f"Measured matmul peak: fp32 {p['fp32']['flops'] / 1e9:.0f} GFLOP/s, bf16 "

@@ -12,7 +12,15 @@ import torch
 
 from inception_v3.training.checkpoints import load_checkpoint
 from inception_v3.training.distributed import Dist
-from inception_v3.training.loop import build_model, build_run, load_data, train, train_step, training_forward
+from inception_v3.training.loop import (
+    Start,
+    build_model,
+    build_run,
+    load_data,
+    train,
+    train_step,
+    training_forward,
+)
 from inception_v3.training.metrics_log import EpochMeter
 from inception_v3.training.recipes import get_recipe
 from inception_v3.training.sampling import epoch_batches
@@ -36,19 +44,19 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_short_real_run_learns(tmp_path: Path) -> None:
     cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=32, workers=0,
-                     train_subset=480, val_subset=200, epochs=4.0, lr=0.1, lr_decay_epochs=1.0,
+                     train_subset=960, val_subset=200, epochs=4.0, lr=0.1, lr_decay_epochs=1.0,
                      out_dir=str(tmp_path), name="learn", amp="none", channels_last=False)  # fmt: skip
     result = train(cfg)
-    assert result.finished and result.step == 60
+    assert result.finished and result.step == 120
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r["kind"] == "step"]
     assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2  # the loss falls
     best = max(result.final["ema"]["top1"], result.final["raw"]["top1"])
     # 10 classes: chance is 0.1, on 200 held-out test images. Measured over seeds 0-4 with and without bf16
-    # (benchmarks/learning_margin.py): 0.45-0.66. Before batch-norm statistics were recomputed for
-    # evaluation, the eval-mode model collapsed on some CPUs (validation loss in the hundreds).
-    assert best > 0.3
-    assert result.final["raw"]["loss"] < 2.0  # eval mode does not collapse: chance is ln 10 = 2.30
+    # (python -m benchmarks.learning_margin): best top-1 0.67-0.75, raw validation loss 0.87-1.05. Before
+    # batch-norm statistics were recomputed for evaluation, the eval-mode model collapsed on some CPUs.
+    assert best > 0.4
+    assert result.final["raw"]["loss"] < 1.8  # eval mode does not collapse: chance is ln 10 = 2.30
     for name in ("report.md", "plots/loss.png", "plots/accuracy.png", "plots/lr.png", "plots/confusion.png"):
         assert (result.run_dir / name).stat().st_size > 0
     assert "top-1" in (result.run_dir / "report.md").read_text()
@@ -174,7 +182,7 @@ def test_a_training_step_reads_the_device_once(tmp_path: Path) -> None:
     cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=8, workers=0,
                      train_subset=64, val_subset=16, amp="none", channels_last=False)  # fmt: skip
     d = Dist()
-    run = build_run(cfg, d, tmp_path, load_data(cfg, d))
+    run = build_run(cfg, d, tmp_path, load_data(cfg, d, Start()), Start())
     run.forward, run.meter = training_forward(run.model, cfg, d), EpochMeter(d.device)
     batch = [run.data.train[i] for i in range(8)]
     x, y = torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
