@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from inception_v3.data.fashion_mnist import load_fashion_mnist
+from inception_v3.data.crops import ViewSpec
 from inception_v3.evaluation.protocols import single_crop_inputs
 from inception_v3.inference import fast_inference, quantize_int8
 from inception_v3.models.inception import Inception3
@@ -19,7 +20,7 @@ def fashion_mnist_batches(model: Inception3, data_dir: str, split: str, count: i
                           batch: int = 32) -> list[tuple[Tensor, Tensor]]:  # fmt: skip
     """The first `count` images of `split` as `inception-v3 evaluate` feeds them (single crop), in batches."""
     images, labels = load_fashion_mnist(data_dir, split)
-    x = single_crop_inputs(model, [im[None] for im in images[:count]], central_fraction)
+    x = single_crop_inputs(model, [im[None] for im in images[:count]], ViewSpec(crop_fraction=central_fraction))
     return list(zip(x.split(batch), labels[:count].long().split(batch), strict=True))
 
 

@@ -103,8 +103,8 @@ def test_predict_any_image_pillow_opens(checkpoint: Path, tmp_path: Path, capsys
     assert sum(t["probability"] for t in full) == pytest.approx(1.0, abs=1e-5)
     from inception_v3.evaluation.protocols import load_members, predict_probs
 
-    models, classes, _ = load_members([str(checkpoint)])
-    want = predict_probs(models, [read_image(tmp_path / "gray.png")], "single")[0]
+    members, classes = load_members([str(checkpoint)])
+    want = predict_probs(members, [read_image(tmp_path / "gray.png")], "single")[0]
     assert {t["label"]: t["probability"] for t in full} == pytest.approx(
         dict(zip(classes, want.tolist(), strict=True)), abs=1e-6
     )

@@ -1,14 +1,18 @@
 """Export: BN folding keeps outputs, every format serves one tensor with a dynamic batch."""
 
+import json
 from pathlib import Path
 
 import onnxruntime as ort
 import pytest
 import torch
 
+from helpers import realistic_bn
 from inception_v3 import create_model
 from inception_v3.cli import main
+from inception_v3.deploy.export import compare_outputs
 from inception_v3.deploy.fusion import fold_batchnorm
+from inception_v3.errors import UserError
 from inception_v3.weights import save_pretrained
 
 
@@ -70,3 +74,29 @@ def test_export_features(weights: Path, tmp_path: Path) -> None:
 def test_export_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(tmp_path / "nope.pt"), "--format", "onnx", "--output", str(tmp_path / "x.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+
+
+def test_full_size_onnx_check_scales_with_the_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The released architecture at 299x299 with batch-norm statistics from real use: logits of a few units,
+    # where an absolute 1e-4 bound refused ordinary fp32 differences between onnxruntime and PyTorch.
+    model = realistic_bn(create_model("inception_v3", num_classes=1000), 299, passes=2, batch=4)
+    save_pretrained(model, tmp_path / "full")
+    out = tmp_path / "full.onnx"
+    assert main(["export", str(tmp_path / "full"), "--format", "onnx", "--output", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert 0 < info["onnx_relative_diff"] < 1e-3
+    x = torch.rand(2, 3, 299, 299) * 2 - 1
+    with torch.no_grad():
+        want = model(x)
+    got = torch.from_numpy(ort.InferenceSession(str(out)).run(None, {"images": x.numpy()})[0])
+    assert want.abs().max() > 1.0  # realistic magnitudes
+    result = compare_outputs(want, got)
+    assert result["top1_agreement"] == 1.0
+    # a genuinely wrong export is still refused: 1% off, or another class where PyTorch is not tied
+    with pytest.raises(UserError, match="differs from PyTorch"):
+        compare_outputs(want, got * 1.01)
+    swapped = want.clone()
+    top = want.argmax(1)
+    swapped[torch.arange(2), top] = want.min(1).values - 1
+    with pytest.raises(UserError, match=r"differs from PyTorch|other classes"):
+        compare_outputs(want, swapped)

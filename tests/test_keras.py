@@ -25,7 +25,7 @@ def test_keras_weights_load_and_match(tmp_path: Path) -> None:
             layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
     reference.save_weights(str(tmp_path / "inception_v3.weights.h5"))
     model, report = load_pretrained(tmp_path / "inception_v3.weights.h5")
-    assert not report.missing and not report.replaced and len(report.loaded) == len(model.state_dict())
+    assert not report.new and not report.replaced and len(report.loaded) == len(model.state_dict())
     assert model.AuxLogits is None and not model.config.pool_include_pad  # Keras: no aux head, TF pooling
     x = torch.rand(2, 3, 299, 299) * 2 - 1  # Keras' preprocess_input: [-1, 1]
     theirs = torch.as_tensor(np.asarray(keras.ops.convert_to_numpy(reference(x.permute(0, 2, 3, 1).numpy()))))
@@ -42,7 +42,7 @@ def test_keras2_h5_layout(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, reference)
     model, report = load_pretrained(tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
-    assert model.config.num_classes == 7 and not report.missing
+    assert model.config.num_classes == 7 and not report.new
     from inception_v3.cli import main
 
     assert (

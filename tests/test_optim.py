@@ -61,7 +61,12 @@ def test_weight_decay_skips_batch_norm_and_bias() -> None:
     decay, no_decay = param_groups(model, 4e-5)
     assert decay["weight_decay"] == 4e-5 and no_decay["weight_decay"] == 0.0
     assert {p.ndim for p in decay["params"]} == {2, 4} and {p.ndim for p in no_decay["params"]} == {1}
-    assert len(param_groups(model, 4e-5, decay_norm_and_bias=True)[1]["params"]) == 0
+    assert [g["weight_decay"] for g in param_groups(model, 4e-5, decay_norm_and_bias=True)] == [4e-5]
+    # fine-tuning: the new classifier ("3.") at the full rate, the pretrained layers at a tenth
+    groups = param_groups(model, 4e-5, new=("3.",), pretrained_lr_scale=0.1)
+    scales = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert scales[id(model[3].weight)] == scales[id(model[3].bias)] == 1.0
+    assert scales[id(model[0].weight)] == scales[id(model[1].weight)] == 0.1
     with pytest.raises(ValueError, match="valid values"):
         build_optimizer(model, "adam", 0.1, 0.0)
 

@@ -14,6 +14,10 @@ from typing import Any
 from .errors import UserError
 from .models.config import PRESETS
 
+WEIGHTS_HELP = (
+    "a name (`inception-v3 weights`), an http(s) URL, a checkpoint, a weights file or a save_pretrained folder"
+)
+
 
 def _cmd_models(args: argparse.Namespace) -> None:
     from .models.inception import Inception3
@@ -110,9 +114,9 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     dst = Path(args.dst)
     if dst.exists() and any(dst.iterdir()) and not args.overwrite:
         raise UserError(f"{dst} is not empty; choose another folder or pass --overwrite")
-    overrides = {"num_classes": args.num_classes} if args.num_classes else {}
+    overrides = {"num_classes": args.num_classes} if args.num_classes is not None else {}
     model, report = load_pretrained(args.src, preset=args.preset, **overrides)
-    save_pretrained(model, dst, classes=report.classes)
+    save_pretrained(model, dst, classes=report.classes, preprocessing=report.preprocessing)
     print(f"{args.src} -> {dst}: {report.summary()}")
 
 
@@ -131,7 +135,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .evaluation.predict import predict
 
-    results = predict([args.checkpoint], args.images, args.top_k, args.crops)
+    if args.top_k < 1:
+        raise UserError(f"invalid --top-k {args.top_k}: must be >= 1")
+    results, loaded = predict([args.checkpoint], args.images, args.top_k, args.crops, args.central_fraction)
+    _say_loaded(loaded)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -146,12 +153,18 @@ def _cmd_export(args: argparse.Namespace) -> None:
     output = Path(args.output)
     if output.exists() and not args.overwrite:
         raise UserError(f"{output} exists; choose another path or pass --overwrite")
-    model, _ = load_pretrained(args.checkpoint)
+    model, report = load_pretrained(args.checkpoint)
+    _say_loaded([f"{args.checkpoint}: {report.summary()}"])
     info = export_model(model, args.format, output, features=args.features)
-    print(json.dumps(info, indent=2) if args.json else
-          f"wrote {info['output']} ({info['format']}, {info['bytes']:,} bytes, input {info['input']}, "
-          f"output {info['output_name']})" + (f"; ONNX vs PyTorch max abs diff {info['onnx_max_abs_diff']:.2e}"
-                                              if "onnx_max_abs_diff" in info else ""))  # fmt: skip
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    line = f"wrote {info['output']} ({info['format']}, {info['bytes']:,} bytes, input {info['input']}, "
+    line += f"output {info['output_name']})"
+    if "onnx_max_abs_diff" in info:
+        diff, relative = info["onnx_max_abs_diff"], info["onnx_relative_diff"]
+        line += f"; ONNX vs PyTorch max abs diff {diff:.2e} ({relative:.1e} of the output scale)"
+    print(line)
 
 
 def _cmd_fid(args: argparse.Namespace) -> None:
@@ -159,7 +172,15 @@ def _cmd_fid(args: argparse.Namespace) -> None:
 
     if args.save_stats and Path(args.save_stats).exists():
         raise UserError(f"{args.save_stats} exists; choose another path")
-    model = load_fid_network(args.weights) if args.weights else None
+    for src in (s for s in (args.a, args.b) if s is not None):  # check the inputs before fetching the network
+        if src.endswith(".npz") and not Path(src).is_file():
+            raise UserError(f"statistics file {src} does not exist")
+        if not src.endswith(".npz") and not Path(src).is_dir():
+            raise UserError(f"{src} is neither a folder of images nor a .npz statistics file")
+    model = None
+    if any(src is not None and not src.endswith(".npz") for src in (args.a, args.b)):  # images need the network
+        model, report = load_fid_network(args.weights)
+        _say_loaded([f"{args.weights}: {report.summary()}"])
     mu1, s1 = stats_for(args.a, model, args.batch_size, args.dims)
     if args.save_stats:
         save_stats(mu1, s1, args.save_stats)
@@ -169,6 +190,71 @@ def _cmd_fid(args: argparse.Namespace) -> None:
     mu2, s2 = stats_for(args.b, model, args.batch_size, args.dims)
     value = frechet_distance(mu1, s1, mu2, s2)
     print(json.dumps({"fid": value, "a": args.a, "b": args.b}) if args.json else f"FID {value:.6f}")
+
+
+def _cmd_weights(args: argparse.Namespace) -> None:
+    from .interop.download import cached_file
+    from .interop.registry import list_weights
+
+    rows = []
+    for w in list_weights():
+        cached = cached_file(w)
+        rows.append({"name": w.name, "aliases": list(w.aliases), "source": w.source, "description": w.description,
+                     "url": w.download_url, "file_size": w.file_size, "sha256": w.sha256, "md5": w.md5,
+                     "top1": w.top1, "top5": w.top5, "metrics_source": w.metrics_source,
+                     "preprocessing": {**w.preprocessing(), "mean": list(w.mean), "std": list(w.std)},
+                     "classes": f"{w.num_classes} ({'indices' if w.categories == 'index' else 'ImageNet-1k names'})",
+                     "classifier": w.has_classifier, "preset": w.preset,
+                     "cached": str(cached) if cached else None,
+                     "cached_size": cached.stat().st_size if cached else None})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        p = r["preprocessing"]
+        metrics = f"top-1 {r['top1']:.2f} / top-5 {r['top5']:.2f} ({r['metrics_source']})" if r["top1"] else (
+            r["metrics_source"])  # fmt: skip
+        check = (f"sha256 {r['sha256']}" if r["sha256"] else f"md5 {r['md5']}" if r["md5"] else
+                 "sha256 from the hub, checked at download")  # fmt: skip
+        norm = (
+            "[-1, 1]"
+            if p["mean"] == [0.5, 0.5, 0.5] and p["std"] == [0.5, 0.5, 0.5]
+            else f"mean {p['mean']} std {p['std']}"
+        )
+        crop = (f"shorter side to 299/{p['crop_fraction']:.3f}, center crop 299" if p["resize"] == "shorter" else
+                f"central {p['crop_fraction']:.3f}, resize to 299x299")  # fmt: skip
+        cached = f"cached at {r['cached']} ({r['cached_size']:,} bytes)" if r["cached"] else "not downloaded yet"
+        print(f"{r['name']}  (also: {', '.join(r['aliases'])})\n  {r['description']} [{r['source']}]\n"
+              f"  {r['url']}\n  size {r['file_size'] or 'given at download'}, {check}; {cached}\n  {metrics}\n"
+              f"  input: {crop}, {p['interpolation']}, {norm}; classes: {r['classes']}"
+              + ("" if r["classifier"] else ", no classifier (features)"))  # fmt: skip
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from .evaluation.features import extract_features
+
+    taps = _int_list(args.taps, "--taps") if args.taps else []
+    info = extract_features(args.weights, args.images, args.output, taps, args.batch_size, args.central_fraction,
+                            args.overwrite, show_progress=not args.json)  # fmt: skip
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        _say_loaded([info["weights"]])
+        shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in info["arrays"].items())
+        print(f"wrote {info['output']}: {info['images']} images; {shapes}")
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"invalid {option} {text!r}: expected comma-separated integers such as 64,192,768") from None
+
+
+def _say_loaded(lines: list[str]) -> None:
+    """What was loaded, on stderr (stdout stays the command's result, e.g. JSON)."""
+    for line in lines:
+        print(f"weights: {line}", file=sys.stderr)
 
 
 def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
@@ -232,8 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="every recipe's full settings")
     p.set_defaults(func=_cmd_recipes)
 
-    p = sub.add_parser("convert", help="convert torchvision/timm/our weights to config.json + model.safetensors")
-    p.add_argument("src", help="a .pth/.pt/.safetensors file, a training checkpoint, or a save_pretrained folder")
+    p = sub.add_parser("weights", help="list the published weights known by name (source, checksum, accuracy, input)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_weights)
+
+    p = sub.add_parser("convert", help="convert weights from any ecosystem to config.json + model.safetensors")
+    p.add_argument(
+        "src",
+        help=WEIGHTS_HELP,
+    )
     p.add_argument("dst", help="output folder")
     p.add_argument("--preset", default="inception_v3", help="architecture of a bare state_dict")
     p.add_argument("--num-classes", type=int, help="replace both classifiers with this many classes")
@@ -241,12 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and calibration under the paper's crops")
-    p.add_argument("checkpoints", nargs="+", help="one checkpoint or weights file, or several for an ensemble")
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="WEIGHTS",
+        help="weights (a name, URL, checkpoint, file or folder), or several for an ensemble",
+    )
     p.add_argument("--dataset", default="imagefolder", choices=["imagefolder", "fashion-mnist"])
     p.add_argument("--data", help="folder with one sub-folder per class (or the Fashion-MNIST folder)")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
-    p.add_argument("--central-fraction", type=float, default=0.875,
-                   help="central crop of the single crop (TF: 0.875; 1.0 for Fashion-MNIST models)")  # fmt: skip
+    p.add_argument(
+        "--central-fraction",
+        type=float,
+        help="crop fraction of the single crop (default: the one the weights come with; TF: 0.875)",
+    )
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument(
         "--mode",
@@ -261,15 +362,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k labels for images, files, folders or globs")
-    p.add_argument("checkpoint", help="a checkpoint, weights file or save_pretrained folder")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument(
+        "checkpoint",
+        metavar="WEIGHTS",
+        help=WEIGHTS_HELP,
+    )
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"])
+    p.add_argument("--central-fraction", type=float, help="crop fraction (default: the one the weights come with)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
-    p.add_argument("checkpoint", help="a checkpoint, weights file or save_pretrained folder")
+    p.add_argument(
+        "checkpoint",
+        metavar="WEIGHTS",
+        help=WEIGHTS_HELP,
+    )
     p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported-program"])
     p.add_argument("--output", required=True, help="file to write")
     p.add_argument("--features", action="store_true", help="output the pooled 2048-d features, not logits")
@@ -280,12 +390,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fid", help="Frechet Inception Distance between two image folders or .npz statistics")
     p.add_argument("a", help="folder of images or .npz statistics")
     p.add_argument("b", nargs="?", help="folder of images or .npz statistics (omit with --save-stats)")
-    p.add_argument("--weights", help="the FID network's weights, e.g. pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument(
+        "--weights",
+        default="pytorch-fid/2015-12-05",
+        help="the FID network: a name, URL or file (default: pytorch-fid's, downloaded once)",
+    )
     p.add_argument("--save-stats", help="write A's statistics (mu, sigma) to this .npz")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="feature tap (pool3: 2048)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_fid)
+
+    p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--weights", required=True, help="a name (`inception-v3 weights`), URL, checkpoint, file or folder")
+    p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
+    p.add_argument("--taps", help="also the FID taps, e.g. 64,192,768 (pooled maxpool1, maxpool2, Mixed_6e)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--central-fraction", type=float, help="crop fraction (default: the one the weights come with)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--json", action="store_true", help="machine-readable summary instead of the summary line")
+    p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
     _add_train_options(p)

@@ -15,31 +15,30 @@ from tqdm import tqdm
 
 from ..data.image_io import is_image_file, read_image
 from ..errors import UserError
+from ..interop.loading import LoadReport
 from ..interop.pretrained import load_pretrained
 from ..models.inception import Inception3
 from ..utils.io import atomic_write
+from .features import TAPS, pooled_taps
+
+FID_WEIGHTS = "pytorch-fid/2015-12-05"
 
 
-def load_fid_network(weights: str | os.PathLike[str]) -> Inception3:
-    """The FID graph with the given weights (e.g. pytorch-fid's pt_inception-2015-12-05-*.pth)."""
-    model, _ = load_pretrained(weights, preset="inception_v3_fid")
+def load_fid_network(weights: str | os.PathLike[str] = FID_WEIGHTS) -> tuple[Inception3, LoadReport]:
+    """The FID graph with the given weights: by default pytorch-fid's pt_inception-2015-12-05 (downloaded once)."""
+    model, report = load_pretrained(weights, preset="inception_v3_fid")
     if not model.config.last_block_max_pool or model.config.pool_include_pad:
         raise UserError(f"{weights} is not an FID network's weights (load it with preset inception_v3_fid)")
-    return model.eval()
+    return model.eval(), report
 
 
-# The FID tools' feature taps: the layer each one average-pools.
-TAPS = {64: "maxpool1", 192: "maxpool2", 768: "Mixed_6e", 2048: "Mixed_7c"}
 DIMS = tuple(TAPS)
 
 
 def features(model: Inception3, x: Tensor, dims: int = 2048) -> Tensor:
     """Average-pooled features at one of the FID tools' taps: 64 (first max pool), 192 (second max pool),
     768 (Mixed_6e) or 2048 (pool3)."""
-    if dims not in TAPS:
-        raise UserError(f"invalid feature size {dims}; valid values: {', '.join(map(str, DIMS))}")
-    tap = model.forward_intermediates(x, [TAPS[dims]])[TAPS[dims]]
-    return torch.flatten(F.adaptive_avg_pool2d(tap, 1), 1)  # N x dims
+    return pooled_taps(model, x, [dims])[dims]
 
 
 @torch.no_grad()

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..data.image_io import expand_inputs, read_image
-from .protocols import load_members, predict_probs
+from .protocols import describe, load_members, predict_probs
 
 
-def predict(weights: list[str], inputs: list[str], top_k: int = 5, protocol: str = "single") -> list[dict[str, Any]]:
-    """Top-k (label, probability) per image; every input is read before any result is returned."""
+def predict(weights: list[str], inputs: list[str], top_k: int = 5, protocol: str = "single",
+            central_fraction: float | None = None) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+    """Top-k (label, probability) per image, and a line per model saying what was loaded; every input
+    is read before any weights are loaded or results returned."""
     paths = expand_inputs(inputs)
     images = [read_image(p) for p in paths]
-    models, classes, _ = load_members(weights)
+    members, classes = load_members(weights, central_fraction)
     results = []
     for path, image in zip(paths, images, strict=True):
-        probs = predict_probs(models, [image], protocol)[0]
+        probs = predict_probs(members, [image], protocol)[0]
         top = probs.topk(min(top_k, len(classes)))
         results.append({"image": str(path), "top": [{"label": classes[int(i)], "probability": float(p)}
                                                    for p, i in zip(top.values, top.indices, strict=True)]})  # fmt: skip
-    return results
+    return results, [describe(m) for m in members]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +13,39 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..data.crops import crop_views
+from ..data.crops import ViewSpec, crop_views, single_view
 from ..data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from ..data.image_io import is_image_file, read_image
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
 from ..errors import UserError
+from ..interop.loading import LoadReport
 from ..interop.pretrained import load_pretrained
-from ..models.inception import Inception3
+from ..models.config import InceptionConfig
 from ..utils.io import atomic_write_text
 from .metrics import classification_metrics
 from .plots import plot_confusion, plot_reliability
 
 
-def load_members(paths: list[str]) -> tuple[list[Inception3], list[str], list[str]]:
-    """The ensemble's models (eval mode), their shared class names, and which weights each used."""
-    models, sources, classes = [], [], None
+@dataclass
+class Member:
+    """One model of an evaluation (an ensemble has several): the network, how its weights expect a single
+    crop to be taken, and what was loaded."""
+
+    model: nn.Module
+    view: ViewSpec
+    report: LoadReport
+
+    @property
+    def config(self) -> InceptionConfig:
+        return self.model.config  # type: ignore[return-value]
+
+
+def load_members(paths: list[str], central_fraction: float | None = None) -> tuple[list[Member], list[str]]:
+    """The ensemble's models (eval mode) with their preprocessing, and their shared class names.
+    `central_fraction` overrides the crop fraction the weights come with."""
+    members: list[Member] = []
+    classes: list[str] | None = None
     for path in paths:
         model, report = load_pretrained(path)
         names = report.classes or [str(i) for i in range(model.config.num_classes)]
@@ -35,10 +53,19 @@ def load_members(paths: list[str]) -> tuple[list[Inception3], list[str], list[st
             raise UserError(f"{path} predicts other classes than {paths[0]} ({len(names)} vs {len(classes)}); "
                             f"ensemble members must share their classes")  # fmt: skip
         classes = names
-        models.append(model.eval())
-        sources.append(f"{path}: {report.source}")
+        view = ViewSpec.from_dict(report.preprocessing)
+        if central_fraction is not None:
+            view = replace(view, crop_fraction=central_fraction)
+        members.append(Member(model.eval(), view, report))
     assert classes is not None
-    return models, classes, sources
+    return members, classes
+
+
+def describe(member: Member) -> str:
+    """One line: which weights, what was loaded, how images are cropped."""
+    v = member.view
+    crop = f"{v.resize} crop {v.crop_fraction:.3f}, {v.interpolation}"
+    return f"{member.report.weights} ({member.report.source}; {member.report.summary()}; {crop})"
 
 
 def iter_images(dataset: str, data: str | None, classes: list[str], limit: int | None) -> Iterator[tuple[Tensor, int]]:
@@ -63,9 +90,9 @@ def iter_images(dataset: str, data: str | None, classes: list[str], limit: int |
         yield read_image(path), classes.index(folder.classes[idx])
 
 
-def to_model_input(views: Tensor, model: Inception3) -> Tensor:
+def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
     """uint8 views -> float, the model's channel count, and its normalization."""
-    cfg = model.config
+    cfg: InceptionConfig = model.config  # type: ignore[assignment]
     x = views.float() / 255.0
     if x.shape[1] == 4:
         x = x[:, :3]
@@ -77,14 +104,14 @@ def to_model_input(views: Tensor, model: Inception3) -> Tensor:
 
 
 @torch.no_grad()
-def predict_probs(models: list[nn.Module], images: list[Tensor], protocol: str, central_fraction: float = 0.875
-                  ) -> Tensor:  # fmt: skip
+def predict_probs(members: list[Member], images: list[Tensor], protocol: str) -> Tensor:
     """Class probabilities (N x K) for N images: softmax averaged over crops, then over ensemble members."""
     out = []
-    for model in models:
-        views = torch.stack([crop_views(im, model.config.receptive_field, protocol, central_fraction) for im in images])
+    for m in members:
+        size = m.config.receptive_field
+        views = torch.stack([crop_views(im, size, protocol, m.view) for im in images])
         flat = views.flatten(0, 1)  # (N * crops) x C x H x W
-        probs = torch.cat([model(to_model_input(chunk, model)).softmax(1) for chunk in flat.split(128)])
+        probs = torch.cat([m.model(to_model_input(chunk, m.model)).softmax(1) for chunk in flat.split(128)])
         out.append(probs.view(len(images), -1, probs.shape[1]).mean(1))
     return torch.stack(out).mean(0)
 
@@ -100,8 +127,8 @@ def _chunks(items: Iterator[tuple[Tensor, int]], size: int) -> Iterator[list[tup
         yield chunk
 
 
-def calibration_batches(model: Inception3, dataset: str, data: str | None, calibration: str | None,
-                        central_fraction: float, count: int = 256) -> list[Tensor]:  # fmt: skip
+def calibration_batches(member: Member, dataset: str, data: str | None, calibration: str | None,
+                        count: int = 256) -> list[Tensor]:  # fmt: skip
     """Model inputs for int8 calibration: Fashion-MNIST's training split, or the images of a folder."""
     if dataset == "fashion-mnist" and calibration is None:
         images = list(load_fashion_mnist(data or FASHION_MNIST_DIR, "train")[0][:count, None])
@@ -112,41 +139,40 @@ def calibration_batches(model: Inception3, dataset: str, data: str | None, calib
         if not files:
             raise UserError(f"no images found in {calibration} for int8 calibration")
         images = [read_image(p) for p in files]
-    return list(single_crop_inputs(model, images, central_fraction).split(32))
+    return list(single_crop_inputs(member.model, images, member.view).split(32))
 
 
-def single_crop_inputs(model: nn.Module, images: list[Tensor], central_fraction: float) -> Tensor:
+def single_crop_inputs(model: nn.Module, images: list[Tensor], view: ViewSpec) -> Tensor:
     """N model inputs: each uint8 C x H x W image's single central crop, resized and normalized as evaluated."""
-    size = model.config.receptive_field
-    return to_model_input(torch.cat([crop_views(im, size, "single", central_fraction) for im in images]), model)
+    size = model.config.receptive_field  # type: ignore[union-attr]
+    return to_model_input(torch.stack([single_view(im, size, view) for im in images]), model)
 
 
 def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
-                   limit: int | None = None, show_progress: bool = True, central_fraction: float = 0.875,
+                   limit: int | None = None, show_progress: bool = True, central_fraction: float | None = None,
                    mode: str = "fp32", calibration: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically.
 
     `mode`: fp32 (as trained), fast (BN folded, channels_last, bf16 where supported) or int8 (CPU)."""
     if out and Path(out).exists() and any(Path(out).iterdir()):
         raise UserError(f"{out} is not empty; choose another folder")
-    models, classes, sources = load_members(paths)
+    members, classes = load_members(paths, central_fraction)
+    sources = [describe(m) for m in members]
     if mode == "fast":
-        members: list[nn.Module] = [fast_inference(m) for m in models]
+        members = [replace(m, model=fast_inference(m.model)) for m in members]
     elif mode == "int8":
-        members = [quantize_int8(m, calibration_batches(m, dataset, data, calibration, central_fraction))
-                   for m in models]  # fmt: skip
-    else:
-        members = list(models)
+        members = [replace(m, model=quantize_int8(m.model, calibration_batches(m, dataset, data, calibration)))
+                   for m in members]  # fmt: skip
     probs, labels = [], []
     per_batch = 32 if protocol == "single" else 4  # images per forward pass (crops multiply it)
     bar = tqdm(desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
     for chunk in _chunks(iter_images(dataset, data, classes, limit), per_batch):
-        probs.append(predict_probs(members, [image for image, _ in chunk], protocol, central_fraction))
+        probs.append(predict_probs(members, [image for image, _ in chunk], protocol))
         labels += [label for _, label in chunk]
         bar.update(len(chunk))
     bar.close()
     metrics = classification_metrics(torch.cat(probs), torch.tensor(labels), classes)
-    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "mode": mode, "members": len(models),
+    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "mode": mode, "members": len(members),
               **metrics}  # fmt: skip
     if out:
         folder = Path(out)

@@ -13,7 +13,6 @@ from ..errors import UserError
 from ..models.config import get_config
 from ..models.inception import Inception3
 from ..models.layers import ConvBN
-from .loading import LoadReport, load_into
 
 
 def read_keras_weights(path: Path) -> list[tuple[str, list[Tensor]]]:
@@ -96,11 +95,9 @@ def keras_state_dict(layers: list[tuple[str, list[Tensor]]], model: Inception3) 
     return state
 
 
-def load_keras(path: Path, preset: str, **overrides: Any) -> tuple[Inception3, LoadReport]:
-    """Keras InceptionV3: no aux head, TF's "same" average pooling (padding not counted), [-1, 1] input."""
+def read_keras_state_dict(path: Path, preset: str) -> tuple[dict[str, Tensor], int | None]:
+    """A Keras InceptionV3 file as our state dict, and its class count (None: saved without the classifier)."""
     layers = read_keras_weights(path)
     dense = [v for _, v in layers if len(v) == 2 and v[0].ndim == 2]
-    cfg = get_config(preset, aux_logits=False, pool_include_pad=False,
-                     num_classes=int(dense[0][1].shape[0]) if dense else 1000)  # fmt: skip
-    model = Inception3(cfg.replace(**overrides) if overrides else cfg)
-    return model, load_into(model, keras_state_dict(layers, model), str(path))
+    template = Inception3(get_config(preset, aux_logits=False, num_classes=1))  # only the layer order matters
+    return keras_state_dict(layers, template), int(dense[0][1].shape[0]) if dense else None

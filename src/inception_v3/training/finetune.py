@@ -1,6 +1,8 @@
-"""Transfer learning helpers: freezing the backbone up to a block."""
+"""Transfer learning helpers: freezing the backbone up to a block, keeping batch-norm statistics fixed."""
 
 from __future__ import annotations
+
+from torch import nn
 
 from ..errors import UserError
 from ..models.inception import Inception3
@@ -21,3 +23,10 @@ def freeze_until(model: Inception3, block: str) -> list[str]:
         if name == block:
             break
     return frozen
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Put every batch norm in eval mode: training then uses (and keeps) the pretrained statistics."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()

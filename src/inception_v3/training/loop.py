@@ -30,8 +30,10 @@ from ..data.datasets import BadSample, build_datasets
 from ..data.transforms import Preprocessing
 from ..errors import UserError
 from ..evaluation.metrics import evaluate
+from ..interop.loading import LoadReport
+from ..interop.pretrained import load_pretrained
 from ..models.config import get_config
-from ..models.inception import Inception3, InceptionOutputs
+from ..models.inception import CLASSIFIERS, Inception3, InceptionOutputs
 from ..utils.io import atomic_write_text
 from ..utils.precision import autocast
 from .checkpoints import (
@@ -45,6 +47,7 @@ from .checkpoints import (
 )
 from .distributed import Dist, any_rank_flags, setup_distributed, sync_batchnorm
 from .ema import ModelEMA
+from .finetune import freeze_batchnorm, freeze_until
 from .losses import inception_loss
 from .metrics_log import EpochMeter
 from .optim import build_optimizer, clip_gradients, lr_at, scaled_lr
@@ -89,6 +92,8 @@ class Run:
     skipped_nonfinite: int = 0
     started: float = field(default_factory=time.time)
     meter: EpochMeter = field(init=False)
+    start: Start = field(default_factory=lambda: Start())
+    new_heads: tuple[str, ...] = ()
 
 
 @dataclass
@@ -109,7 +114,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
-    run = build_run(cfg, d, run_dir, load_data(cfg, d))
+    start = starting_point(cfg)
+    run = build_run(cfg, d, run_dir, load_data(cfg, d, start), start)
     if resume:
         restore(run, step_checkpoints(run_dir)[-1])
     run.forward = training_forward(run.model, cfg, d)
@@ -129,6 +135,9 @@ def run_epoch(run: Run, stop: StopRequest) -> bool:
     """Train from the current step to the end of its epoch (or of the run); False if stopped by a signal."""
     cfg, d, data = run.cfg, run.d, run.data
     epoch, first = divmod(run.step, data.steps_per_epoch)
+    run.model.train()
+    if cfg.freeze_bn:
+        freeze_batchnorm(run.model)
     last = min(data.steps_per_epoch, data.total_steps - epoch * data.steps_per_epoch)
     batches = epoch_batches(len(data.train), cfg.batch_size, d, cfg.seed, epoch, first)[: last - first]  # type: ignore[arg-type]
     run.meter = EpochMeter(d.device)
@@ -162,7 +171,7 @@ def train_step(run: Run, x: Tensor, y: Tensor, stop_requested: bool) -> bool:
     cfg, d = run.cfg, run.d
     lr = lr_at(run.step, run.data.steps_per_epoch, run.base_lr, cfg.lr_decay, cfg.lr_decay_epochs, cfg.warmup_epochs)
     for group in run.opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group["lr_scale"]
     x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -264,18 +273,34 @@ def stopped(run: Run, stop: StopRequest) -> TrainResult:
 
 
 # ----------------------------------------------------------------------------- setting up
-def load_data(cfg: TrainConfig, d: Dist) -> TrainData:
-    """The data sets with the Inception preprocessing at the model's input size, and the step counts."""
-    channels = data_channels(cfg)
-    size = cfg.receptive_field or get_config(cfg.preset).receptive_field
-    prep = Preprocessing(
-        size=size,
-        crop_area=(cfg.crop_area_min, 1.0),
-        color_distortion=cfg.color_distortion,
-        eval_crop=cfg.eval_crop,
-        mean=(0.5,) * channels,
-        std=(0.5,) * channels,
-    )
+@dataclass
+class Start:
+    """What a run starts from: the recipe's preset from scratch, or pretrained weights (`--init-from`)."""
+
+    model: Inception3 | None = None
+    report: LoadReport | None = None
+
+
+def starting_point(cfg: TrainConfig) -> Start:
+    if not cfg.init_from:
+        return Start()
+    model, report = load_pretrained(cfg.init_from)
+    return Start(model, report)
+
+
+def load_data(cfg: TrainConfig, d: Dist, start: Start) -> TrainData:
+    """The data sets with the Inception preprocessing at the model's input size and in the input convention
+    of its weights (channels, mean/std, interpolation), and the step counts."""
+    if start.model is None:
+        channels, interpolation = data_channels(cfg), "bilinear"
+        size = cfg.receptive_field or get_config(cfg.preset).receptive_field
+        mean, std = (0.5,) * channels, (0.5,) * channels
+    else:
+        mc = start.model.config
+        channels, size, mean, std = mc.in_chans, mc.receptive_field, mc.mean, mc.std
+        interpolation = start.report.preprocessing.get("interpolation", "bilinear") if start.report else "bilinear"
+    prep = Preprocessing(size=size, crop_area=(cfg.crop_area_min, 1.0), color_distortion=cfg.color_distortion,
+                         eval_crop=cfg.eval_crop, mean=mean, std=std, interpolation=interpolation)  # fmt: skip
     splits = build_datasets(cfg.dataset, cfg.data_dir, prep, channels, cfg.train_subset, cfg.val_subset, cfg.classes)
     global_batch = cfg.batch_size * d.world
     steps_per_epoch = len(splits.train) // global_batch  # type: ignore[arg-type]
@@ -299,9 +324,21 @@ def data_channels(cfg: TrainConfig) -> int:
     return 1 if cfg.dataset == "fashion-mnist" and cfg.gray == "in_chans" else 3
 
 
-def build_run(cfg: TrainConfig, d: Dist, run_dir: Path, data: TrainData) -> Run:
-    """Model, running average, optimizer (weight decay off BN and biases) and gradient scaler."""
-    model = build_model(cfg, len(data.classes), data_channels(cfg)).to(d.device)
+def build_run(cfg: TrainConfig, d: Dist, run_dir: Path, data: TrainData, start: Start) -> Run:
+    """Model (the preset, or the pretrained one with new classifiers when the classes differ), running
+    average, optimizer (weight decay off BN and biases; pretrained layers at `pretrained_lr_scale`) and
+    gradient scaler."""
+    new: tuple[str, ...] = ()
+    if start.model is None:
+        model = build_model(cfg, len(data.classes), data_channels(cfg))
+    else:
+        model = start.model
+        if start.report is None or start.report.classes != data.classes:
+            model.reset_classifier(len(data.classes))
+            new = tuple(f"{name}." for name in CLASSIFIERS)
+        if cfg.freeze_until:
+            freeze_until(model, cfg.freeze_until)
+    model = model.to(d.device)
     if cfg.sync_bn and d.world > 1:
         sync_batchnorm(model, d.device)
     if cfg.channels_last:
@@ -319,7 +356,7 @@ def build_run(cfg: TrainConfig, d: Dist, run_dir: Path, data: TrainData) -> Run:
         cfg.decay_norm_and_bias,
     )
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-    return Run(cfg, d, run_dir, data, model, ema, opt, scaler, base_lr)
+    return Run(cfg, d, run_dir, data, model, ema, opt, scaler, base_lr, start=start, new_heads=new)
 
 
 class TrainForward(nn.Module):
@@ -347,6 +384,10 @@ def announce(run: Run) -> None:
     cfg, d, data = run.cfg, run.d, run.data
     if not d.main:
         return
+    init = None
+    if run.start.report is not None:
+        r = run.start.report
+        init = {"weights": r.weights, "file": r.file, "loaded": r.summary(), "new_heads": list(run.new_heads)}
     atomic_write_text(
         run.run_dir / "config.json",
         json.dumps(
@@ -359,6 +400,7 @@ def announce(run: Run) -> None:
                 "steps_per_epoch": data.steps_per_epoch,
                 "total_steps": data.total_steps,
                 "base_lr": run.base_lr,
+                "init_from": init,
             },
             indent=2,
         ),
@@ -397,7 +439,7 @@ def validate(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     """Top-1/top-5, loss and confusion matrix of the averaged and the raw weights on the validation set,
     each with batch-norm statistics recomputed on `precise_bn_images` training images of this epoch."""
     cfg, d, data = run.cfg, run.d, run.data
-    if cfg.precise_bn_images:
+    if cfg.precise_bn_images and not cfg.freeze_bn:  # frozen statistics are the pretrained ones
         epoch = (run.step - 1) // data.steps_per_epoch
         batches = epoch_batches(len(data.train), cfg.batch_size, d, cfg.seed, epoch, 0)  # type: ignore[arg-type]
         batches = batches[: max(1, -(-cfg.precise_bn_images // data.global_batch))]

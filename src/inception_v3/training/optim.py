@@ -69,21 +69,26 @@ class RMSpropTF(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
-    """Split parameters so weight decay skips BN parameters and biases (unless asked)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False,
+                 new: tuple[str, ...] = (), pretrained_lr_scale: float = 1.0) -> list[dict[str, Any]]:  # fmt: skip
+    """Trainable parameters split by weight decay (none on BN parameters and biases unless asked) and, when
+    fine-tuning, by learning rate: `lr_scale` is `pretrained_lr_scale` except under the `new` prefixes."""
+    groups: dict[tuple[bool, bool], list[Tensor]] = {}
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim > 1 or decay_norm_and_bias else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decay = p.ndim > 1 or decay_norm_and_bias
+        groups.setdefault((decay, name.startswith(new) if new else True), []).append(p)
+    return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
+             "lr_scale": 1.0 if is_new else pretrained_lr_scale}
+            for (decay, is_new), params in sorted(groups.items(), reverse=True)]  # fmt: skip
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9,
-                    rmsprop_decay: float = 0.9, rmsprop_eps: float = 1.0,
-                    decay_norm_and_bias: bool = False) -> torch.optim.Optimizer:  # fmt: skip
+                    rmsprop_decay: float = 0.9, rmsprop_eps: float = 1.0, decay_norm_and_bias: bool = False,
+                    new: tuple[str, ...] = (), pretrained_lr_scale: float = 1.0) -> torch.optim.Optimizer:  # fmt: skip
     """`rmsprop` (TF semantics, the paper's best models) or `sgd` (momentum, its earlier runs)."""
-    groups = param_groups(model, weight_decay, decay_norm_and_bias)
+    groups = param_groups(model, weight_decay, decay_norm_and_bias, new, pretrained_lr_scale)
     if name == "rmsprop":
         return RMSpropTF(groups, lr=lr, decay=rmsprop_decay, momentum=momentum, eps=rmsprop_eps)
     if name == "sgd":

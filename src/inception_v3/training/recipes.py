@@ -45,6 +45,14 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
         {**_FASHION_MNIST, "epochs": 3.0, "lr_decay_epochs": 0.25, "lr_decay": 0.85, "checkpoint_every": 500,
          "name": "fashion-mnist"},
     ),
+    "finetune": (
+        "Transfer learning from --init-from WEIGHTS: new classifiers for the data's classes, the pretrained "
+        "layers at a tenth of the learning rate, SGD with momentum, a short schedule (5 epochs)",
+        {"dataset": "imagefolder", "epochs": 5.0, "batch_size": 32, "optimizer": "sgd", "lr": 0.01,
+         "pretrained_lr_scale": 0.1, "lr_decay": 0.5, "lr_decay_epochs": 2.0, "weight_decay": 4e-5,
+         "crop_area_min": 0.25, "color_distortion": 0.25, "ema_decay": 0.998, "ema_warmup": True,
+         "checkpoint_every": 500, "name": "finetune"},
+    ),
     "demo": (
         "`make demo`: the fashion-mnist recipe cut to fit 10 minutes on a 2-core CPU (0.55 epochs)",
         {**_FASHION_MNIST, "epochs": 0.55, "lr_decay_epochs": 0.08, "lr_decay": 0.8, "checkpoint_every": 200,

@@ -48,6 +48,14 @@ def plot_curves(records: list[dict[str, Any]], plots: Path) -> list[str]:
     return ["loss.png", "lr.png", "accuracy.png"]
 
 
+def _started_from(init: dict[str, Any] | None) -> list[str]:
+    """The report's line about the weights a fine-tuning run started from (none from scratch)."""
+    if not init:
+        return ["Trained from scratch (the recipe's initialization).", ""]
+    heads = ", ".join(h.rstrip(".") for h in init["new_heads"]) or "none (same classes)"
+    return [f"Started from `{init['weights']}` ({init['file']}): {init['loaded']}. New classifiers: {heads}.", ""]
+
+
 def write_report(run_dir: Path) -> Path:
     """Regenerate report.md and plots/*.png from config.json, metrics.jsonl and final.json."""
     config = json.loads((run_dir / "config.json").read_text())
@@ -68,6 +76,7 @@ def write_report(run_dir: Path) -> Path:
         f"{config['global_batch']} ({final['steps'] / config['steps_per_epoch']:.2f} epochs) in "
         f"{final['train_seconds'] / 60:.1f} min on {config['world_size']} process(es).",
         "",
+        *_started_from(config.get("init_from")),
         "| weights | top-1 | top-5 | loss | images |",
         "|---|---|---|---|---|",
         f"| running average (default) | {ema['top1']:.2%} | {ema['top5']:.2%} | {ema['loss']:.4f} | {ema['n']:,} |",

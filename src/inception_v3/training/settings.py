@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models.config import PRESETS, RECEPTIVE_FIELDS
+from ..models.inception import TRUNK
 from ..utils.precision import AMP_MODES
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -109,6 +110,23 @@ class TrainConfig:
         0.9999, "decay of the running average of the weights", low=0, high=1, high_open=True, paper=0.9999
     )
     ema_warmup: bool = setting(False, "ramp the running-average decay up from 0.1 (short runs)")
+    # transfer learning
+    init_from: str | None = setting(
+        None,
+        "start from these weights: a name (`inception-v3 weights`), URL, file or "
+        "checkpoint; new classifiers when the data's classes differ",
+    )
+    pretrained_lr_scale: float = setting(
+        1.0,
+        "learning-rate multiplier of the pretrained layers (the new classifiers get the full rate)",
+        low=0,
+        low_open=True,
+        high=1,
+    )
+    freeze_until: str | None = setting(
+        None, "freeze the pretrained layers up to and including this one", choices=TRUNK[1:]
+    )
+    freeze_bn: bool = setting(False, "keep the pretrained batch-norm statistics (batch norms in eval mode)")
     precise_bn_images: int = setting(
         1024,
         "training images that recompute batch-norm statistics before each validation (0: keep the running averages)",
@@ -154,6 +172,9 @@ class TrainConfig:
                         f"invalid {option} {value!r}; valid values: {', '.join(map(str, meta['choices']))}"
                     )
                 raise ValueError(f"invalid {option} {value!r}: must be {allowed(meta)}")
+
+        if not self.init_from and (self.freeze_until or self.freeze_bn):
+            raise ValueError("--freeze-until and --freeze-bn act on pretrained weights; give them with --init-from")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,245 @@
+"""Published Inception-v3 weights by name: where each file lives, how to check it, what its publisher
+reports, the preprocessing it expects and its class names.
+
+Facts come from the installed libraries wherever they know them: torchvision's weights enum (URL, hash
+prefix, metrics, categories, transforms; torchvision is a dependency), timm's pretrained configs (hub
+repository, mean/std, crop, interpolation), Keras' application module (URLs) and pytorch-fid's (URL),
+when those are installed. What no installed library carries (timm's and Keras' reported accuracy,
+Keras' md5 sums, the FID network's preprocessing) is recorded here with its source; the test suite
+checks the recorded values against the libraries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cache, partial
+from typing import Any
+
+from ..errors import UserError
+
+HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")  # torch.hub's convention: name-<sha256 prefix>.ext
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One published weights file and what using it needs."""
+
+    name: str
+    source: str  # the publisher / library
+    description: str
+    url: str = ""  # a plain file (torch.hub download); empty for hub-hosted files
+    hf_repo: str = ""  # a Hugging Face hub repository (hf_hub_download)
+    hf_file: str = ""
+    sha256: str = ""  # full digest or torch.hub prefix; empty: the hub's own sha256 is checked at download
+    md5: str = ""
+    file_size: str = ""  # as the publisher states it
+    top1: float | None = None
+    top5: float | None = None
+    metrics_source: str = ""
+    # the preprocessing the weights expect: "shorter" = resize the shorter side to size / crop_fraction and
+    # center-crop size x size; "squash" = (central crop, then) resize to size x size ignoring aspect
+    resize: str = "shorter"
+    crop_fraction: float = 0.875
+    interpolation: str = "bilinear"
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    preset: str = "inception_v3"
+    num_classes: int = 1000
+    has_classifier: bool = True
+    categories: str = "imagenet-1k"  # "imagenet-1k", or "index" (no names published)
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def download_url(self) -> str:
+        return self.url or f"https://huggingface.co/{self.hf_repo}/resolve/main/{self.hf_file}"
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The single-crop preprocessing (mean/std go into the model config)."""
+        return {"resize": self.resize, "crop_fraction": self.crop_fraction, "interpolation": self.interpolation}
+
+    def class_names(self) -> list[str]:
+        return imagenet_categories() if self.categories == "imagenet-1k" else [str(i) for i in range(self.num_classes)]
+
+
+def imagenet_categories() -> list[str]:
+    """ImageNet-1k's 1,000 class names in the standard index order (torchvision's list)."""
+    from torchvision.models import Inception_V3_Weights
+
+    return list(Inception_V3_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# timm's published ImageNet results (results/results-imagenet.csv in the timm repository, commit 0173a139):
+# top-1 and top-5 at 299x299, crop 0.875, bicubic.
+TIMM_RESULTS = {"tf_in1k": (77.862, 93.644), "tf_adv_in1k": (77.592, 93.730), "gluon_in1k": (78.806, 94.374),
+                "tv_in1k": (77.434, 93.474)}  # fmt: skip
+TIMM_DESCRIPTIONS = {
+    "tf_in1k": "TF-slim's Inception-v3 (the paper's model), ported by timm",
+    "tf_adv_in1k": "TF's adversarially trained Inception-v3, ported by timm",
+    "gluon_in1k": "Gluon (MXNet) Inception-v3, ported by timm; ImageNet mean/std input",
+    "tv_in1k": "torchvision's original port (inception_v3_google-1a9a5a14), as hosted by timm",
+}
+# Keras' InceptionV3 weights: md5 sums as given in keras.applications.inception_v3 (Keras 3.15).
+KERAS_URLS = {
+    "keras/imagenet": ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+                       "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "9a0d58056eeedaa3f26cb7ebd46da564"),
+    "keras/imagenet-notop": ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+                             "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                             "bcbd6486424b2319ff4ef7d526e38f63"),
+}  # fmt: skip
+FID_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+
+
+def _torchvision() -> WeightsSpec:
+    from torchvision.models import Inception_V3_Weights
+
+    w = Inception_V3_Weights.IMAGENET1K_V1
+    t = w.transforms()
+    metrics = w.meta["_metrics"]["ImageNet-1K"]
+    match = HASH_SUFFIX.search(w.url)
+    return WeightsSpec(
+        name="torchvision/IMAGENET1K_V1",
+        source="torchvision",
+        description=w.meta.get("_docs", "torchvision's Inception-v3"),
+        url=w.url,
+        sha256=match.group(1) if match else "",
+        file_size=f"{w.meta['_file_size']:.1f} MB" if "_file_size" in w.meta else "",
+        top1=metrics["acc@1"],
+        top5=metrics["acc@5"],
+        metrics_source="torchvision's weights enum",
+        crop_fraction=t.crop_size[0] / t.resize_size[0],
+        interpolation=t.interpolation.value,
+        # torchvision normalizes with ImageNet mean/std and its hidden transform_input maps that to [-1, 1];
+        # the same input, made explicit: mean = std = 0.5 on [0, 1] pixels.
+    )
+
+
+def _timm(tag: str) -> WeightsSpec:
+    name = f"inception_v3.{tag}"
+    cfg = _timm_cfg(name)
+    top1, top5 = TIMM_RESULTS[tag]
+    return WeightsSpec(
+        name=f"timm/{name}",
+        source="timm (Hugging Face hub)",
+        description=TIMM_DESCRIPTIONS[tag],
+        hf_repo=cfg["hf_hub_id"],
+        hf_file="model.safetensors",
+        top1=top1,
+        top5=top5,
+        metrics_source="timm results-imagenet.csv",
+        crop_fraction=cfg["crop_pct"],
+        interpolation=cfg["interpolation"],
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+    )
+
+
+def _timm_cfg(name: str) -> dict[str, Any]:
+    """timm's pretrained config when timm is installed; otherwise the same values as recorded from timm 1.0."""
+    try:
+        import timm
+
+        return timm.models.get_pretrained_cfg(name).to_dict()
+    except ImportError:
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if name.endswith("gluon_in1k") else ((0.5,) * 3, (0.5,) * 3)
+        return {"hf_hub_id": f"timm/{name}", "crop_pct": 0.875, "interpolation": "bicubic", "mean": mean, "std": std}
+
+
+def _keras(name: str) -> WeightsSpec:
+    url, md5 = KERAS_URLS[name]
+    notop = name.endswith("notop")
+    try:  # the URLs Keras itself downloads from, when Keras is installed
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        from keras.src.applications import inception_v3 as keras_inception
+
+        url = keras_inception.WEIGHTS_PATH_NO_TOP if notop else keras_inception.WEIGHTS_PATH
+    except ImportError:
+        pass
+    return WeightsSpec(
+        name=name,
+        source="Keras applications",
+        description="Keras' InceptionV3 ImageNet weights" + (" without the classifier" if notop else ""),
+        url=url,
+        md5=md5,
+        top1=None,
+        metrics_source="Keras publishes no accuracy for these weights",
+        resize="squash",
+        crop_fraction=1.0,
+        has_classifier=not notop,
+    )
+
+
+def _fid() -> WeightsSpec:
+    url = FID_URL
+    try:
+        from pytorch_fid.inception import FID_WEIGHTS_URL
+
+        url = FID_WEIGHTS_URL
+    except ImportError:
+        pass
+    match = HASH_SUFFIX.search(url)
+    return WeightsSpec(
+        name="pytorch-fid/2015-12-05",
+        source="pytorch-fid",
+        description="the FID tools' Inception network (TF graph inception-2015-12-05, 1008 classes)",
+        url=url,
+        sha256=match.group(1) if match else "",
+        metrics_source="not a classifier people report accuracy for; used for FID",
+        resize="squash",
+        crop_fraction=1.0,
+        preset="inception_v3_fid",
+        num_classes=1008,
+        categories="index",
+    )
+
+
+# name -> (aliases, how to build the entry): entries are built when asked for (Keras' module is slow to import).
+_BUILTIN: dict[str, tuple[tuple[str, ...], Callable[[], WeightsSpec]]] = {
+    "torchvision/IMAGENET1K_V1": (("IMAGENET1K_V1", "DEFAULT", "inception_v3.tv", "torchvision"), _torchvision),
+    **{f"timm/inception_v3.{t}": ((f"inception_v3.{t}", t), partial(_timm, t)) for t in TIMM_RESULTS},
+    "keras/imagenet": (("keras", "imagenet"), partial(_keras, "keras/imagenet")),
+    "keras/imagenet-notop": (("keras-notop",), partial(_keras, "keras/imagenet-notop")),
+    "pytorch-fid/2015-12-05": (("fid", "pt_inception-2015-12-05"), _fid),
+}
+
+
+@cache
+def _build(name: str) -> WeightsSpec:
+    aliases, factory = _BUILTIN[name]
+    return replace(factory(), name=name, aliases=aliases)
+
+
+_REGISTERED: list[WeightsSpec] = []
+
+
+def register_weights(spec: WeightsSpec) -> None:
+    """Add (or replace) named weights, e.g. a file on your own server: `WeightsSpec(name=..., url=..., sha256=...)`."""
+    _REGISTERED[:] = [s for s in _REGISTERED if s.name != spec.name] + [spec]
+
+
+def list_weights() -> list[WeightsSpec]:
+    """Every known weights entry: the built-in ones, then the registered ones."""
+    registered = {s.name for s in _REGISTERED}
+    return [_build(n) for n in _BUILTIN if n not in registered] + list(_REGISTERED)
+
+
+def find_weights(name: str) -> WeightsSpec | None:
+    """The entry a name or alias stands for, or None."""
+    for spec in reversed(_REGISTERED):
+        if name == spec.name or name in spec.aliases:
+            return spec
+    for key, (aliases, _) in _BUILTIN.items():
+        if name == key or name in aliases:
+            return _build(key)
+    return None
+
+
+def get_weights(name: str) -> WeightsSpec:
+    spec = find_weights(name)
+    if spec is None:
+        names = ", ".join(s.name for s in list_weights())
+        raise UserError(f"unknown weights {name!r}; known weights: {names} (or give a file path or an http(s) URL)")
+    return spec
