@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
              "(GPU). Throughput is measured for this project's Inception-v3, torchvision's and timm's in one process, "
              "interleaved, with random weights at 299x299; ratios are to torchvision in the same setting. "
              "The fast path is `inception_v3.inference.fast_inference` (batch norm folded into the convolutions, "
-             "channels_last, bf16 weights); int8 is `inception_v3.inference.quantize_int8` (PyTorch FX static "
-             "post-training quantization, x86 backend).", ""]  # fmt: skip
+             "channels_last, bf16 weights); int8 is `inception_v3.inference.quantize_int8` (torchao pt2e static "
+             "post-training quantization with the X86 Inductor quantizer, compiled with Inductor freezing; results "
+             "measured before 2026-11-28 used PyTorch's FX quantization, which it replaced).", ""]  # fmt: skip
     for f, r in results:
         lines += render(r, str(f))
     if not any(r["device"] == "cuda" for _, r in results):

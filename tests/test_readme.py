@@ -4,6 +4,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -26,11 +27,21 @@ def check_fast_block(ns: dict) -> None:
     assert ns["int8"](x).shape == (2, 10)
 
 
+def check_weights_block(ns: dict) -> None:
+    tuned, report = ns["tuned"], ns["report"]
+    assert tuned.fc.out_features == 3 and tuned.AuxLogits.fc.out_features == 3
+    assert sorted(report.replaced) == ["AuxLogits.fc.bias", "AuxLogits.fc.weight", "fc.bias", "fc.weight"]
+    assert report.summary().startswith("loaded 576 tensors, replaced 4 (AuxLogits.fc, fc: new class count)")
+    assert report.classes == []  # new classifiers: the saved class names no longer apply
+
+
 # a name the block defines -> what must hold after it ran
-CHECKS: dict[str, Callable[[dict], None]] = {"pooled": check_model_block, "int8": check_fast_block}
+CHECKS: dict[str, Callable[[dict], None]] = {"pooled": check_model_block, "int8": check_fast_block,
+                                             "tuned": check_weights_block}  # fmt: skip
 
 
-def test_readme_python_blocks_run() -> None:
+def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert len(blocks) >= 2
     for code in blocks:

@@ -49,6 +49,23 @@ def grid_sizes(cfg: InceptionConfig, size: int) -> dict[str, int]:
     return {"35": g35, "17": g17, "8": g8, "aux": aux}
 
 
+def check_input(x: Tensor, in_chans: int, min_size: int, receptive_field: int) -> None:
+    """Raise ValueError naming the expected shape if `x` is not N x in_chans x H x W with H, W >= min_size."""
+    if x.dim() != 4:
+        raise ValueError(f"expected a 4-D input N x {in_chans} x H x W, got shape {list(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(
+            f"expected {in_chans} input channel(s), got {x.shape[1]} "
+            f"(shape {list(x.shape)}); set in_chans or convert the images"
+        )
+    if x.shape[2] < min_size or x.shape[3] < min_size:
+        raise ValueError(
+            f"input {x.shape[2]}x{x.shape[3]} is smaller than the minimum {min_size}x{min_size} "
+            f"for receptive field {receptive_field}; resize the images "
+            f"(nominal size {receptive_field}x{receptive_field})"
+        )
+
+
 def min_input_size(cfg: InceptionConfig, with_aux: bool = False) -> int:
     """Smallest square input side the network (and, if asked, its aux head) accepts."""
     for size in range(1, 2048):
@@ -120,19 +137,7 @@ class Inception3(nn.Module):
 
     def check_input(self, x: Tensor, min_size: int) -> None:
         """Raise ValueError naming the expected shape if `x` cannot go through the network."""
-        if x.dim() != 4:
-            raise ValueError(f"expected a 4-D input N x {self.in_chans} x H x W, got shape {list(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected {self.in_chans} input channel(s), got {x.shape[1]} "
-                f"(shape {list(x.shape)}); set in_chans or convert the images"
-            )
-        if x.shape[2] < min_size or x.shape[3] < min_size:
-            raise ValueError(
-                f"input {x.shape[2]}x{x.shape[3]} is smaller than the minimum {min_size}x{min_size} "
-                f"for receptive field {self.receptive_field}; resize the images "
-                f"(nominal size {self.receptive_field}x{self.receptive_field})"
-            )
+        check_input(x, self.in_chans, min_size, self.receptive_field)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """N x C x H x W images -> N x 2048 x 8 x 8 features (at the nominal size)."""
