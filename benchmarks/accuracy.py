@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from inception_v3.data.fashion_mnist import load_fashion_mnist
 from inception_v3.data.crops import ViewSpec
+from inception_v3.data.fashion_mnist import load_fashion_mnist
 from inception_v3.evaluation.protocols import single_crop_inputs
 from inception_v3.inference import fast_inference, quantize_int8
 from inception_v3.models.inception import Inception3
