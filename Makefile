@@ -6,7 +6,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 BASE := $(VENV)/.installed-base
 TESTDEPS := $(VENV)/.installed-test
 
-.PHONY: demo test lint data clean-venv
+.PHONY: demo test faults lint data clean-venv
 
 # The package alone (enough for the demo), then the test dependencies on top.
 $(BASE): pyproject.toml
@@ -37,6 +37,10 @@ demo: $(BASE) data
 
 test: $(TESTDEPS) data
 	$(BIN)/python -m pytest -q tests
+
+# The fault-injection and bad-input tests alone (make test runs them too).
+faults: $(TESTDEPS) data
+	$(BIN)/python -m pytest -q tests/test_faults.py tests/test_bad_inputs.py tests/test_train_errors.py
 
 lint: $(TESTDEPS)
 	$(BIN)/ruff check src tests benchmarks

@@ -132,7 +132,8 @@ def test_evaluate_an_image_folder(checkpoint: Path, tmp_path: Path, capsys: pyte
     assert "Zebra" in capsys.readouterr().err
 
 
-def test_evaluate_fast_and_int8_modes_agree_with_fp32(checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_fast_and_int8_modes_agree_with_fp32(checkpoint: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     base = ["evaluate", str(checkpoint), "--dataset", "fashion-mnist", "--json", "--central-fraction", "1.0",
             "--limit", "64"]  # fmt: skip
     results = {}
@@ -143,7 +144,9 @@ def test_evaluate_fast_and_int8_modes_agree_with_fp32(checkpoint: Path, capsys: 
     for mode in ("fast", "int8"):  # a tiny, barely trained model: allow a few flipped predictions
         assert abs(results[mode]["top1"] - results["fp32"]["top1"]) <= 0.1
     # int8 on a folder needs calibration images, and says so in one line
-    assert main(["evaluate", str(checkpoint), "--data", str(checkpoint.parent), "--mode", "int8"]) == 2
+    (tmp_path / "val" / "Bag").mkdir(parents=True)
+    Image.new("L", (28, 28)).save(tmp_path / "val" / "Bag" / "0.png")
+    assert main(["evaluate", str(checkpoint), "--data", str(tmp_path / "val"), "--mode", "int8"]) == 2
     assert "--calibration" in capsys.readouterr().err
 
 

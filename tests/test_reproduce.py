@@ -91,7 +91,11 @@ def test_verdicts() -> None:
 ])  # fmt: skip
 def test_bad_reproduce_input_is_one_line(args: list[str], message: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    assert main(["reproduce", *args, "--out-dir", str(tmp_path)]) == 2
+    try:
+        code = main(["reproduce", *args, "--out-dir", str(tmp_path)])
+    except SystemExit as exc:  # options argparse checks itself
+        code = exc.code
+    assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())

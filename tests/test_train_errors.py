@@ -48,19 +48,25 @@ def test_empty_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 2 and "data" in err and "Traceback" not in err
 
 
-def test_corrupt_image_is_named_or_skipped_and_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_image_is_one_line_at_any_workers_or_skipped_and_counted_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: int
+) -> None:
     data = tmp_path / "data"
     make_image_folder(data, ["cat", "dog"])
     bad = data / "train" / "cat" / "3.png"
     bad.write_bytes(bad.read_bytes()[:40])  # truncated
-    args = [*FAST, "--recipe", "fashion-mnist", "--dataset", "imagefolder", "--data-dir", str(data),
+    args = [*FAST, "--dataset", "imagefolder", "--data-dir", str(data), "--workers", str(workers),
             "--out-dir", str(tmp_path / "runs")]  # fmt: skip
     code, err = run(args, capsys)
-    assert code == 2 and "3.png" in err and "--skip-bad-images" in err and "Traceback" not in err
-    code, err = run([*args, "--skip-bad-images", "--overwrite"], capsys)
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert code == 2 and len(lines) == 1 and "3.png" in err and "--skip-bad-images" in err, err
+    assert "Traceback" not in err and "worker" not in err.lower()
+    assert not (tmp_path / "runs" / "run").exists()  # failed before its first checkpoint: no folder left
+    code, err = run([*args, "--skip-bad-images", "--epochs", "2"], capsys)  # no --overwrite needed
     assert code == 0, err
     final = (tmp_path / "runs" / "run" / "final.json").read_text()
-    assert '"skipped_bad_images": 1' in final
+    assert '"skipped_bad_images": 1' in final  # seen in both epochs, counted once
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

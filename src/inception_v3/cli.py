@@ -80,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     cfg = get_recipe(args.recipe, **overrides)
-    if args.resume:  # continue with the run's own settings; options given now still win
+    if args.resume != "no":  # continue with the run's own settings; options given now still win
         saved = _saved_train_config(Path(cfg.out_dir) / cfg.name / "config.json", fields)
         if saved:
             cfg = TrainConfig(**{**saved, **overrides})
@@ -135,8 +135,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .evaluation.predict import predict
 
-    if args.top_k < 1:
-        raise UserError(f"invalid --top-k {args.top_k}: must be >= 1")
     results, loaded = predict([args.checkpoint], args.images, args.top_k, args.crops, args.central_fraction)
     _say_loaded(loaded)
     if args.json:
@@ -168,26 +166,31 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_fid(args: argparse.Namespace) -> None:
-    from .evaluation.fid import frechet_distance, load_fid_network, save_stats, stats_for
+    from .evaluation.fid import frechet_distance, load_fid_network, read_stats, save_stats, stats_for
 
     if args.save_stats and Path(args.save_stats).exists():
         raise UserError(f"{args.save_stats} exists; choose another path")
-    for src in (s for s in (args.a, args.b) if s is not None):  # check the inputs before fetching the network
-        if src.endswith(".npz") and not Path(src).is_file():
-            raise UserError(f"statistics file {src} does not exist")
-        if not src.endswith(".npz") and not Path(src).is_dir():
+    if args.b is None and not args.save_stats:
+        raise UserError("give two sources (folders or .npz), or one with --save-stats")
+    sources = [s for s in (args.a, args.b) if s is not None]
+    saved = {s: read_stats(s) for s in sources if s.endswith(".npz")}  # read (and checked) before anything else
+    folders = [s for s in sources if s not in saved]
+    for src in folders:
+        if not Path(src).is_dir():
             raise UserError(f"{src} is neither a folder of images nor a .npz statistics file")
-    model = None
-    if any(src is not None and not src.endswith(".npz") for src in (args.a, args.b)):  # images need the network
+    if folders:  # images need the network
         model, report = load_fid_network(args.weights)
         _say_loaded([f"{args.weights}: {report.summary()}"])
-    mu1, s1 = stats_for(args.a, model, args.batch_size, args.dims)
+        saved.update({s: stats_for(s, model, args.batch_size, args.dims) for s in folders})
+    mu1, s1 = saved[args.a]
     if args.save_stats:
         save_stats(mu1, s1, args.save_stats)
     if args.b is None:
         print(f"statistics of {args.a} saved to {args.save_stats}")
         return
-    mu2, s2 = stats_for(args.b, model, args.batch_size, args.dims)
+    mu2, s2 = saved[args.b]
+    if mu1.shape != mu2.shape:
+        raise UserError(f"the two statistics have different sizes ({len(mu1)} vs {len(mu2)}); use the same --dims")
     value = frechet_distance(mu1, s1, mu2, s2)
     print(json.dumps({"fid": value, "a": args.a, "b": args.b}) if args.json else f"FID {value:.6f}")
 
@@ -273,7 +276,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--recipe", default="fashion-mnist", help="named recipe (see `inception-v3 recipes`); "
                    "its values replace the defaults below (default: fashion-mnist)")  # fmt: skip
-    p.add_argument("--resume", action="store_true", help="continue the run in OUT_DIR/NAME from its last checkpoint")
+    p.add_argument("--resume", nargs="?", const="yes", default="no", choices=["yes", "auto"],
+                   help="continue OUT_DIR/NAME from its newest readable checkpoint; `--resume auto` also starts the "
+                   "run when it has none (one command line for the first launch and every restart)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace a finished or abandoned run in OUT_DIR/NAME")
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -286,6 +291,29 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+
+
+def _number(kind: type, low: float, low_open: bool = False, high: float | None = None) -> Any:
+    """An argparse type: a number of `kind` in [low, high] ((low, high] with `low_open`), else a one-line error."""
+    bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if value != value or (value <= low if low_open else value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return parse
+
+
+COUNT = _number(int, 1)  # images, classes, seeds, labels: at least one
+POSITIVE = _number(float, 0, low_open=True)
+FRACTION = _number(float, 0, low_open=True, high=1.0)  # a crop fraction in (0, 1]
 
 
 class Parser(argparse.ArgumentParser):
@@ -308,9 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="per-module shapes, parameters and multiply-adds")
     p.add_argument("--preset", default="inception_v3", help="model preset (see `inception-v3 models`)")
-    p.add_argument("--resolution", type=int, help="input side in pixels (default: the preset's own)")
-    p.add_argument("--num-classes", type=int)
-    p.add_argument("--width-multiplier", type=float)
+    p.add_argument("--resolution", type=COUNT, help="input side in pixels (default: the preset's own)")
+    p.add_argument("--num-classes", type=COUNT, help="classes of the classifier")
+    p.add_argument("--width-multiplier", type=POSITIVE, help="channel multiplier")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_summary)
 
@@ -329,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dst", help="output folder")
     p.add_argument("--preset", default="inception_v3", help="architecture of a bare state_dict")
-    p.add_argument("--num-classes", type=int, help="replace both classifiers with this many classes")
+    p.add_argument("--num-classes", type=COUNT, help="replace both classifiers with this many classes")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
     p.set_defaults(func=_cmd_convert)
 
@@ -345,10 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
     p.add_argument(
         "--central-fraction",
-        type=float,
+        type=FRACTION,
         help="crop fraction of the single crop (default: the one the weights come with; TF: 0.875)",
     )
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--limit", type=COUNT, help="evaluate only the first N images")
     p.add_argument(
         "--mode",
         default="fp32",
@@ -368,9 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=WEIGHTS_HELP,
     )
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument("--top-k", type=int, default=5, help="labels per image (default 5)")
+    p.add_argument("--top-k", type=COUNT, default=5, help="labels per image (default 5)")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"])
-    p.add_argument("--central-fraction", type=float, help="crop fraction (default: the one the weights come with)")
+    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_predict)
 
@@ -396,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the FID network: a name, URL or file (default: pytorch-fid's, downloaded once)",
     )
     p.add_argument("--save-stats", help="write A's statistics (mu, sigma) to this .npz")
-    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--batch-size", type=COUNT, default=50)
     p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="feature tap (pool3: 2048)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_fid)
@@ -406,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="a name (`inception-v3 weights`), URL, checkpoint, file or folder")
     p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
     p.add_argument("--taps", help="also the FID taps, e.g. 64,192,768 (pooled maxpool1, maxpool2, Mixed_6e)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    p.add_argument("--central-fraction", type=float, help="crop fraction (default: the one the weights come with)")
+    p.add_argument("--batch-size", type=COUNT, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="machine-readable summary instead of the summary line")
     p.set_defaults(func=_cmd_features)
@@ -428,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) or paper (ImageNet)",
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
+    p.add_argument("--seeds", type=COUNT, default=3, help="seeds 0..N-1 per variant")
     p.add_argument("--data-dir", help="Fashion-MNIST folder (default: Debian's) or ImageNet train/ val/ for paper")
     p.add_argument("--out-dir", default="runs/reproduce", help="where the training runs (checkpoints) go")
     p.add_argument("--records", help="where the run records go (default: OUT_DIR/records)")
@@ -442,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (UserError, ValueError, FileNotFoundError) as exc:
+    except (UserError, ValueError, OSError) as exc:  # OSError: a file that cannot be read or written
         print(f"inception-v3 {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,11 @@ def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], fe
                             "output_name": "features" if features else "logits"}  # fmt: skip
     if fmt == "torchscript":
         scripted = torch.jit.script(net)
-        atomic_write(output, lambda tmp: torch.jit.save(scripted, tmp))
+        _write(output, lambda tmp: torch.jit.save(scripted, tmp))
     elif fmt == "exported-program":
         batch = torch.export.Dim("batch", min=1, max=4096)
         program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: batch}})
-        atomic_write(output, lambda tmp: torch.export.save(program, tmp))
+        _write(output, lambda tmp: torch.export.save(program, tmp))
     else:
         try:
             import onnxruntime as ort
@@ -95,6 +96,17 @@ def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], fe
             info["onnx_max_abs_diff"] = check_result["max_abs_diff"]
             info["onnx_relative_diff"] = check_result["relative_diff"]
 
-        atomic_write(output, write)
+        _write(output, write)
     info["bytes"] = Path(output).stat().st_size
     return info
+
+
+def _write(output: str | os.PathLike[str], write: Callable[[str], Any]) -> None:
+    """Write atomically; a failed write (a full disk: torch's writers report it as a RuntimeError) is one line."""
+    try:
+        atomic_write(output, write)
+    except UserError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot write {output}: {reason}; nothing was written") from None

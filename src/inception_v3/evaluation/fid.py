@@ -84,21 +84,26 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-def stats_for(
-    source: str, model: Inception3 | None, batch_size: int, dims: int = 2048
-) -> tuple[np.ndarray, np.ndarray]:
-    """Statistics from a saved .npz (mu, sigma) or computed from a folder of images."""
-    if source.endswith(".npz"):
-        if not Path(source).is_file():
-            raise UserError(f"statistics file {source} does not exist")
-        with np.load(source, allow_pickle=False) as data:
-            if "mu" not in data or "sigma" not in data:
-                raise UserError(f"{source} has no 'mu' and 'sigma' arrays")
-            return data["mu"], data["sigma"]
+def read_stats(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (mu, sigma) saved in a .npz statistics file."""
+    if not Path(path).is_file():
+        raise UserError(f"statistics file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            mu, sigma = data["mu"], data["sigma"]
+    except KeyError:
+        raise UserError(f"{path} has no 'mu' and 'sigma' arrays; it is not a statistics file") from None
+    except Exception as exc:  # numpy and zipfile raise several types for a damaged file
+        raise UserError(f"{path} is not a statistics file ({type(exc).__name__})") from None
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise UserError(f"{path} is not a statistics file: mu {mu.shape}, sigma {sigma.shape}")
+    return mu, sigma
+
+
+def stats_for(source: str, model: Inception3, batch_size: int, dims: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics of a folder of images."""
     if not Path(source).is_dir():
         raise UserError(f"{source} is neither a folder of images nor a .npz statistics file")
-    if model is None:
-        raise UserError("--weights (the FID network's file) is needed to compute features from images")
     return statistics(activations(model, source, batch_size, dims))
 
 

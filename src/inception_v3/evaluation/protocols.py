@@ -4,17 +4,18 @@ with softmax averaging over crops and members, top-1/top-5, per-class accuracy a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torchvision.datasets import ImageFolder
 from tqdm import tqdm
 
 from ..data.crops import ViewSpec, crop_views, single_view
-from ..data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
 from ..data.image_io import is_image_file, read_image
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
@@ -68,26 +69,31 @@ def describe(member: Member) -> str:
     return f"{member.report.weights} ({member.report.source}; {member.report.summary()}; {crop})"
 
 
-def iter_images(dataset: str, data: str | None, classes: list[str], limit: int | None) -> Iterator[tuple[Tensor, int]]:
-    """(uint8 C x H x W image, label) pairs of the evaluation set, labels in the checkpoint's class order."""
+def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: int | None
+                   ) -> list[tuple[Callable[[], Tensor], int]]:  # fmt: skip
+    """(image reader, label) pairs of the evaluation set, labels in the weights' class order; checked
+    before anything runs: the weights must know the data's classes (by name)."""
     if dataset == "fashion-mnist":
         images, labels = load_fashion_mnist(data or FASHION_MNIST_DIR, "test")
-        for i in range(len(labels) if limit is None else min(limit, len(labels))):
-            yield images[i][None], int(labels[i])
-        return
-    from torchvision.datasets import ImageFolder
-
+        foreign = [c for c in classes if c not in FASHION_MNIST_CLASSES]
+        if foreign:
+            raise UserError(f"the weights' classes are not Fashion-MNIST's (first: {foreign[0]!r}); evaluate them "
+                            f"on their own data with --data DIR")  # fmt: skip
+        wanted = {FASHION_MNIST_CLASSES.index(c): i for i, c in enumerate(classes)}  # a subset works too
+        pairs = [(i, wanted[int(y)]) for i, y in enumerate(labels.tolist()) if int(y) in wanted]
+        pairs = pairs if limit is None else pairs[:limit]
+        return [(lambda i=i: images[i][None], label) for i, label in pairs]
     if not data or not Path(data).is_dir():
         raise UserError(f"evaluation folder {data} does not exist (expected one sub-folder per class)")
     folder = ImageFolder(data, loader=read_image, is_valid_file=is_image_file, allow_empty=True)
     unknown = sorted(set(folder.classes) - set(classes))
     if unknown:
-        raise UserError(f"{data} has classes the checkpoint does not know: {', '.join(unknown[:5])}")
+        raise UserError(f"{data} has classes the weights do not know: {', '.join(unknown[:5])} (the weights know "
+                        f"{len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
     samples = folder.samples if limit is None else folder.samples[:limit]
     if not samples:
         raise UserError(f"no images found in {data}")
-    for path, idx in samples:
-        yield read_image(path), classes.index(folder.classes[idx])
+    return [(lambda p=path: read_image(p), classes.index(folder.classes[idx])) for path, idx in samples]
 
 
 def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
@@ -157,6 +163,7 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
     if out and Path(out).exists() and any(Path(out).iterdir()):
         raise UserError(f"{out} is not empty; choose another folder")
     members, classes = load_members(paths, central_fraction)
+    samples = evaluation_set(dataset, data, classes, limit)
     sources = [describe(m) for m in members]
     if mode == "fast":
         members = [replace(m, model=fast_inference(m.model)) for m in members]
@@ -165,8 +172,8 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
                    for m in members]  # fmt: skip
     probs, labels = [], []
     per_batch = 32 if protocol == "single" else 4  # images per forward pass (crops multiply it)
-    bar = tqdm(desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
-    for chunk in _chunks(iter_images(dataset, data, classes, limit), per_batch):
+    bar = tqdm(total=len(samples), desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
+    for chunk in _chunks(iter((read(), label) for read, label in samples), per_batch):
         probs.append(predict_probs(members, [image for image, _ in chunk], protocol))
         labels += [label for _, label in chunk]
         bar.update(len(chunk))

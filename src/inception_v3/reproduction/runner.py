@@ -64,9 +64,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any] | None:
     """Train one run (resuming it if it has checkpoints); its final metrics, or None if it was interrupted."""
     from ..training.loop import train
 
-    run_dir = Path(cfg.out_dir) / cfg.name
-    resume = bool(list((run_dir / "checkpoints").glob("step-*.pt")))
-    result = train(cfg, resume=resume, overwrite=not resume)
+    result = train(cfg, resume="auto")
     return result.final if result.finished else None
 
 

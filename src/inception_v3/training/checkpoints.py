@@ -6,7 +6,9 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so it
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,15 @@ from ..errors import UserError
 from ..utils.io import atomic_write, load_torch_file
 
 CHECKPOINT_FORMAT = "inception-v3/checkpoint/1"
+REQUIRED_KEYS = {"model", "ema", "optimizer", "rng", "step", "classes", "model_config", "train_config"}
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write `state` atomically: a crash mid-write leaves the previous file intact."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Write `state` atomically: a crash mid-write leaves the previous file intact. It is serialized in
+    memory first, so a full disk is an OSError with its errno (torch.save would hide it in a RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -34,6 +40,22 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 def step_checkpoints(run_dir: Path) -> list[Path]:
     """checkpoints/step-*.pt, oldest first."""
     return sorted((run_dir / "checkpoints").glob("step-*.pt"))
+
+
+def latest_good_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu",
+                           warn: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]] | None:  # fmt: skip
+    """The newest step checkpoint that reads back as a complete checkpoint of this project, and its
+    contents; damaged ones (truncated, empty, not ours) are skipped with a line through `warn`."""
+    for path in reversed(step_checkpoints(run_dir)):
+        try:
+            state = load_checkpoint(path, map_location)
+            if state.get("format") != CHECKPOINT_FORMAT or not state.keys() >= REQUIRED_KEYS:
+                raise UserError(f"{path} is not a complete training checkpoint of this project")
+        except UserError as exc:
+            warn(f"skipping damaged checkpoint {path.name}: {exc}; trying the one before")
+            continue
+        return path, state
+    return None
 
 
 def write_checkpoint(run_dir: Path, state: dict[str, Any], keep_last: int) -> Path:

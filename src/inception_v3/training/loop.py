@@ -38,11 +38,9 @@ from ..utils.io import atomic_write_text
 from ..utils.precision import autocast
 from .checkpoints import (
     CHECKPOINT_FORMAT,
-    load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
-    step_checkpoints,
     write_checkpoint,
 )
 from .distributed import Dist, any_rank_flags, setup_distributed, sync_batchnorm
@@ -53,7 +51,7 @@ from .metrics_log import EpochMeter
 from .optim import build_optimizer, clip_gradients, lr_at, scaled_lr
 from .precise_bn import recompute_bn_stats
 from .report import write_report
-from .run_dir import Logger, prepare_run_dir
+from .run_dir import Logger, prepare_run_dir, removed_if_failed_early
 from .sampling import SeededSamples, epoch_batches, make_loader, val_loader
 from .settings import TrainConfig
 from .signals import StopRequest
@@ -105,30 +103,32 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------- the loop
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """Train (or resume) the run described by `cfg`; returns where it stopped and the final metrics."""
+def train(cfg: TrainConfig, resume: str = "no", overwrite: bool = False) -> TrainResult:
+    """Train the run described by `cfg`, or continue it (resume "yes": from its newest readable
+    checkpoint; "auto": if it has one, else from the start); returns where it stopped and the metrics."""
     d = setup_distributed(cfg.device)
     if cfg.amp == "fp16" and d.device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 or none on the CPU")
-    run_dir = prepare_run_dir(cfg, resume, overwrite, d)
-    torch.manual_seed(cfg.seed)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
-    start = starting_point(cfg)
-    run = build_run(cfg, d, run_dir, load_data(cfg, d, start), start)
-    if resume:
-        restore(run, step_checkpoints(run_dir)[-1])
-    run.forward = training_forward(run.model, cfg, d)
-    run.log = Logger(run_dir, d.main)
-    run.log.truncate_after(run.step)
-    announce(run)
-    metrics = None
-    with StopRequest() as stop:
-        while run.step < run.data.total_steps:
-            if not run_epoch(run, stop):
-                return stopped(run, stop)
-            metrics = end_of_epoch(run)
-    return finish(run, metrics)
+    rd = prepare_run_dir(cfg, resume, overwrite, d)
+    with removed_if_failed_early(rd, d):
+        torch.manual_seed(cfg.seed)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        start = starting_point(cfg)
+        run = build_run(cfg, d, rd.path, load_data(cfg, d, start), start)
+        if rd.checkpoint is not None:
+            restore(run, *rd.checkpoint)
+        run.forward = training_forward(run.model, cfg, d)
+        run.log = Logger(rd.path, d.main)
+        run.log.truncate_after(run.step)
+        announce(run)
+        metrics = None
+        with StopRequest() as stop:
+            while run.step < run.data.total_steps:
+                if not run_epoch(run, stop):
+                    return stopped(run, stop)
+                metrics = end_of_epoch(run)
+        return finish(run, metrics)
 
 
 def run_epoch(run: Run, stop: StopRequest) -> bool:
@@ -483,18 +483,27 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
 
 
 def save(run: Run, best: bool = False) -> None:
-    """A step checkpoint (rank 0), and best.pt when asked."""
+    """A step checkpoint (rank 0), and best.pt when asked. A failed write (a full disk) stops the run with
+    one line; the previous checkpoints are untouched (writes are atomic)."""
     if not run.d.main:
         return
     state = checkpoint_state(run)
-    write_checkpoint(run.run_dir, state, run.cfg.keep_last)
-    if best:
-        save_checkpoint(state, run.run_dir / "best.pt")
+    try:
+        write_checkpoint(run.run_dir, state, run.cfg.keep_last)
+        if best:
+            save_checkpoint(state, run.run_dir / "best.pt")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserError(
+            f"cannot write a checkpoint of step {run.step} in {run.run_dir}: {reason}; the previous checkpoint "
+            f"is intact: free space and continue with --resume auto"
+        ) from None
 
 
-def restore(run: Run, path: Path) -> None:
-    """Continue from a checkpoint of this run."""
-    state = load_checkpoint(path, map_location=run.d.device)
+def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
+    """Continue from a checkpoint of this run (`state`, read from `path`)."""
+    if run.d.main:
+        print(f"resuming {run.run_dir} from {path.name} (step {state['step']})", flush=True)
     if state.get("classes") != run.data.classes:
         raise UserError(
             f"the checkpoint in {run.run_dir} has {len(state.get('classes', []))} classes but the data "

@@ -4,37 +4,84 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
 
 from ..errors import UserError
-from ..utils.io import atomic_write_text
-from .checkpoints import step_checkpoints
+from ..utils.io import atomic_write_text, remove_stale_temp_files
+from .checkpoints import latest_good_checkpoint, step_checkpoints
 from .distributed import Dist
 from .settings import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "report.md", "checkpoints", "best.pt", "final.json", "plots", "tb")
 
 
-def prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool, d: Dist) -> Path:
-    """runs/NAME: refuse to touch another run's files unless --resume or --overwrite."""
+RESUME_MODES = ("no", "yes", "auto")
+
+
+@dataclass
+class RunDir:
+    """OUT_DIR/NAME as this invocation found it: the checkpoint to continue from (None: a new run), and
+    whether this invocation creates the folder (then a failure before the first checkpoint removes it)."""
+
+    path: Path
+    checkpoint: tuple[Path, dict[str, Any]] | None
+    created: bool
+
+
+def prepare_run_dir(cfg: TrainConfig, resume: str, overwrite: bool, d: Dist) -> RunDir:
+    """Decide what OUT_DIR/NAME holds for this run. resume "yes": continue from its newest readable
+    checkpoint (or fail); "auto": continue if there is one, else start; "no": start, refusing to touch
+    another run's files unless `overwrite`. Temp files of killed writes are removed first."""
+    if resume not in RESUME_MODES:
+        raise UserError(f"invalid --resume {resume!r}; valid values: {', '.join(RESUME_MODES)}")
     run_dir = Path(cfg.out_dir) / cfg.name
+    if d.main:
+        stale = remove_stale_temp_files(run_dir) + remove_stale_temp_files(run_dir / "checkpoints")
+        if stale:
+            _say(f"removed {len(stale)} temporary file(s) of an interrupted write in {run_dir}")
+    if d.world > 1:
+        dist.barrier()
+    found = None
+    if resume != "no":
+        found = latest_good_checkpoint(run_dir, map_location=d.device, warn=_say if d.main else lambda _: None)
+        if found is None and (resume == "yes" or step_checkpoints(run_dir)):
+            what = "every checkpoint is damaged" if step_checkpoints(run_dir) else "it has no checkpoints"
+            raise UserError(f"nothing to resume in {run_dir}: {what}; start again with --overwrite"
+                            + ("" if step_checkpoints(run_dir) else " or use --resume auto"))  # fmt: skip
     existing = [f for f in RUN_FILES if (run_dir / f).exists()]
-    if resume:
-        if not step_checkpoints(run_dir):
-            raise UserError(f"nothing to resume in {run_dir}: it has no checkpoints; drop --resume to start a new run")
-    elif existing and not overwrite:
+    if found is None and existing and not (overwrite or resume == "auto"):
         raise UserError(f"{run_dir} already holds a run ({', '.join(existing)}); "
                         f"pass --resume to continue it or --overwrite to replace it")  # fmt: skip
-    elif existing and d.main:
+    created = not run_dir.exists()
+    if found is None and existing and d.main:  # --overwrite, or --resume auto over a run that never checkpointed
         for f in existing:
             path = run_dir / f
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     if d.world > 1:
         dist.barrier()
-    return run_dir
+    return RunDir(run_dir, found, created)
+
+
+@contextmanager
+def removed_if_failed_early(rd: RunDir, d: Dist) -> Iterator[None]:
+    """A run that fails before its first checkpoint leaves no folder behind (if this invocation made it)."""
+    try:
+        yield
+    except BaseException:
+        if d.main and rd.created and not step_checkpoints(rd.path):
+            shutil.rmtree(rd.path, ignore_errors=True)
+        raise
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 class Logger:
