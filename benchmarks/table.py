@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
              "measured before 2026-11-28 used PyTorch's FX quantization, which it replaced).", ""]  # fmt: skip
     for f, r in results:
         lines += render(r, str(f))
-    if not any(r["device"] == "cuda" for _, r in results):
+    if not any(r.get("device") == "cuda" for _, r in results):
         lines += ["## GPU", "", "Not measured yet: no GPU has been available to this project. "
                   "`benchmarks/gpu.sh` is the prepared script (H100: AMP bf16 + channels_last + compile for all "
                   "three models, training FLOP utilization against the card's bf16 peak, and GPU JPEG decoding "
