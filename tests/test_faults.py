@@ -5,6 +5,7 @@ and must end with weights and running average bit-identical to an uninterrupted 
 
 Run the set alone with `make faults`."""
 
+import json
 import os
 import random
 import re
@@ -107,6 +108,14 @@ def test_sigkill_during_a_step_a_checkpoint_write_and_an_evaluation(straight: Pa
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"removed \d+ temporary file", done.stderr)  # the killed write's leftovers
     assert_identical(straight, tmp_path / "run")
+    # the report counts the restarts and the training time of all launches, not only the last one
+    resumed, uninterrupted = (json.loads((r / "final.json").read_text()) for r in (tmp_path / "run", straight))
+    assert uninterrupted["resumes"] == 0 and "resumed" not in (straight / "report.md").read_text()
+    assert (
+        resumed["resumes"] >= 2
+        and f"resumed {resumed['resumes']} times" in (tmp_path / "run" / "report.md").read_text()
+    )
+    assert resumed["train_seconds"] > 0.5 * uninterrupted["train_seconds"]
 
 
 def test_sigkill_at_random_moments(straight: Path, tmp_path: Path) -> None:

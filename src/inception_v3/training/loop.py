@@ -89,6 +89,8 @@ class Run:
     bad_images: list[str] = field(default_factory=list)
     skipped_nonfinite: int = 0
     started: float = field(default_factory=time.time)
+    elapsed_before: float = 0.0
+    resumes: int = 0
     meter: EpochMeter = field(init=False)
     start: Start = field(default_factory=lambda: Start())
     new_heads: tuple[str, ...] = ()
@@ -227,7 +229,7 @@ def end_of_epoch(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
         "ema_top5": avg["top5"],
         "ema_loss": avg["loss"],
         "img_s": rate,
-        "elapsed_s": time.time() - run.started,
+        "elapsed_s": elapsed(run),
     }
     run.log.log(record)
     if run.d.main:
@@ -247,7 +249,8 @@ def finish(run: Run, metrics: tuple[dict[str, Any], dict[str, Any]] | None) -> T
         "ema": avg,
         "raw": raw,
         "steps": run.step,
-        "train_seconds": time.time() - run.started,
+        "train_seconds": elapsed(run),
+        "resumes": run.resumes,
         "skipped_bad_images": len(run.bad_images),
         "skipped_nonfinite_steps": run.skipped_nonfinite,
     }
@@ -479,7 +482,15 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
         "best_top1": run.best,
         "bad_images": list(run.bad_images),
         "skipped_nonfinite": run.skipped_nonfinite,
+        "elapsed_s": elapsed(run),
+        "resumes": run.resumes,
     }
+
+
+def elapsed(run: Run) -> float:
+    """Wall-clock seconds of training kept in this run, summed over its launches (work redone after a restart counts
+    once: the time between the last checkpoint and a kill is not included)."""
+    return run.elapsed_before + time.time() - run.started
 
 
 def save(run: Run, best: bool = False) -> None:
@@ -518,3 +529,5 @@ def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
     run.step, run.best = state["step"], state["best_top1"]
     run.bad_images = list(state.get("bad_images", []))
     run.skipped_nonfinite = int(state.get("skipped_nonfinite", 0))
+    run.elapsed_before, run.started = float(state.get("elapsed_s", 0.0)), time.time()
+    run.resumes = int(state.get("resumes", 0)) + 1

@@ -56,6 +56,13 @@ def _started_from(init: dict[str, Any] | None) -> list[str]:
     return [f"Started from `{init['weights']}` ({init['file']}): {init['loaded']}. New classifiers: {heads}.", ""]
 
 
+def _resumed(resumes: int) -> str:
+    if not resumes:
+        return ""
+    times = f"{resumes} time{'s' if resumes > 1 else ''}"
+    return f", resumed {times} from its checkpoints (time lost to the interruptions not counted)"
+
+
 def write_report(run_dir: Path) -> Path:
     """Regenerate report.md and plots/*.png from config.json, metrics.jsonl and final.json."""
     config = json.loads((run_dir / "config.json").read_text())
@@ -74,7 +81,8 @@ def write_report(run_dir: Path) -> Path:
         "",
         f"Model `{train['preset']}` on `{train['dataset']}`, {final['steps']:,} steps of global batch "
         f"{config['global_batch']} ({final['steps'] / config['steps_per_epoch']:.2f} epochs) in "
-        f"{final['train_seconds'] / 60:.1f} min on {config['world_size']} process(es).",
+        f"{final['train_seconds'] / 60:.1f} min on {config['world_size']} process(es)"
+        f"{_resumed(final.get('resumes', 0))}.",
         "",
         *_started_from(config.get("init_from")),
         "| weights | top-1 | top-5 | loss | images |",
