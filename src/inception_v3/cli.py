@@ -351,10 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_weights)
 
     p = sub.add_parser("convert", help="convert weights from any ecosystem to config.json + model.safetensors")
-    p.add_argument(
-        "src",
-        help=WEIGHTS_HELP,
-    )
+    p.add_argument("src", help=WEIGHTS_HELP)
     p.add_argument("dst", help="output folder")
     p.add_argument("--preset", default="inception_v3", help="architecture of a bare state_dict")
     p.add_argument("--num-classes", type=COUNT, help="replace both classifiers with this many classes")
@@ -390,11 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k labels for images, files, folders or globs")
-    p.add_argument(
-        "checkpoint",
-        metavar="WEIGHTS",
-        help=WEIGHTS_HELP,
-    )
+    p.add_argument("checkpoint", metavar="WEIGHTS", help=WEIGHTS_HELP)
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--top-k", type=COUNT, default=5, help="labels per image (default 5)")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"])
@@ -403,11 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
-    p.add_argument(
-        "checkpoint",
-        metavar="WEIGHTS",
-        help=WEIGHTS_HELP,
-    )
+    p.add_argument("checkpoint", metavar="WEIGHTS", help=WEIGHTS_HELP)
     p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported-program"])
     p.add_argument("--output", required=True, help="file to write")
     p.add_argument("--features", action="store_true", help="output the pooled 2048-d features, not logits")
@@ -431,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument("--weights", required=True, help="a name (`inception-v3 weights`), URL, checkpoint, file or folder")
+    p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
     p.add_argument("--taps", help="also the FID taps, e.g. 64,192,768 (pooled maxpool1, maxpool2, Mixed_6e)")
     p.add_argument("--batch-size", type=COUNT, default=32, help="images per forward pass (default 32)")

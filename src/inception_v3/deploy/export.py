@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import UserError
+from ..errors import UserError, reason
 from ..models.inception import Inception3
 from ..utils.io import atomic_write
 from .fusion import fold_batchnorm
@@ -108,5 +108,4 @@ def _write(output: str | os.PathLike[str], write: Callable[[str], Any]) -> None:
     except UserError:
         raise
     except (OSError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot write {output}: {reason}; nothing was written") from None
+        raise UserError(f"cannot write {output}: {reason(exc)}; nothing was written") from None

@@ -26,11 +26,16 @@ TAPS = {64: "maxpool1", 192: "maxpool2", 768: "Mixed_6e", 2048: "Mixed_7c"}
 FORMATS = (".npz", ".safetensors")
 
 
-def pooled_taps(model: Inception3, x: Tensor, taps: Sequence[int]) -> dict[int, Tensor]:
-    """Spatially averaged outputs of the tapped layers: tap -> N x channels."""
+def check_taps(taps: Sequence[int]) -> None:
+    """Raise UserError for a tap the FID tools do not define."""
     unknown = [t for t in taps if t not in TAPS]
     if unknown:
         raise UserError(f"invalid feature tap {unknown[0]}; valid values: {', '.join(map(str, TAPS))}")
+
+
+def pooled_taps(model: Inception3, x: Tensor, taps: Sequence[int]) -> dict[int, Tensor]:
+    """Spatially averaged outputs of the tapped layers: tap -> N x channels."""
+    check_taps(taps)
     outputs = model.forward_intermediates(x, [TAPS[t] for t in taps])
     return {t: torch.flatten(F.adaptive_avg_pool2d(outputs[TAPS[t]], 1), 1) for t in taps}
 
@@ -47,9 +52,7 @@ def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[
         raise UserError(f"{out} exists; choose another path or pass --overwrite")
     if batch_size < 1:
         raise UserError(f"invalid --batch-size {batch_size}: must be >= 1")
-    unknown = [t for t in taps if t not in TAPS]
-    if unknown:
-        raise UserError(f"invalid feature tap {unknown[0]}; valid values: {', '.join(map(str, TAPS))}")
+    check_taps(taps)
     paths = expand_inputs(inputs)
     members, _ = load_members([weights], central_fraction)
     member = members[0]

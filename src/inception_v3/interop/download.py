@@ -26,8 +26,8 @@ from urllib.error import URLError
 
 import torch
 
-from ..errors import UserError
-from .registry import HASH_SUFFIX, WeightsSpec
+from ..errors import UserError, reason
+from .registry import WeightsSpec, hash_prefix
 
 MIRROR_ENV = "INCEPTION_V3_MIRROR"
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -63,7 +63,7 @@ def _parses(path: Path) -> bool:
     """Whether the file is a complete safetensors, PyTorch (zip) or HDF5 file."""
     with open(path, "rb") as f:
         head = f.read(8)
-    if head[:8] == b"\x89HDF\r\n\x1a\n":
+    if head == b"\x89HDF\r\n\x1a\n":
         try:
             import h5py
         except ImportError:
@@ -74,9 +74,7 @@ def _parses(path: Path) -> bool:
 
             with zipfile.ZipFile(path) as z:
                 return z.testzip() is None
-        if head[:8] == b"\x89HDF\r\n\x1a\n":
-            import h5py
-
+        if head == b"\x89HDF\r\n\x1a\n":
             with h5py.File(path, "r") as f:
                 f.visit(lambda _name: None)
             return True
@@ -92,8 +90,7 @@ def _parses(path: Path) -> bool:
 
 def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) -> Path:
     """A file from `url` in torch.hub's cache, downloaded and checked if it is not there yet."""
-    if not sha256 and (match := HASH_SUFFIX.search(url.split("?", 1)[0])):
-        sha256 = match.group(1)
+    sha256 = sha256 or hash_prefix(url)
     dst = cache_path(url)
     if dst.is_file():
         try:
@@ -107,8 +104,8 @@ def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) 
         try:
             torch.hub.download_url_to_file(url, str(staging), hash_prefix=None, progress=progress)
         except (URLError, HTTPException, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise UserError(f"cannot download {url} ({reason}); download it by hand to {dst}, or set {MIRROR_ENV} "
+            why = getattr(exc, "reason", None) or exc
+            raise UserError(f"cannot download {url} ({why}); download it by hand to {dst}, or set {MIRROR_ENV} "
                             f"to a mirror that has {dst.name}") from None  # fmt: skip
         check_file(staging, sha256, md5, f"the download of {url}")
         os.replace(staging, dst)
@@ -130,8 +127,7 @@ def fetch_hub(repo: str, filename: str, sha256: str = "", progress: bool = True)
         try:
             path = Path(hf_hub_download(repo, filename))
         except Exception as exc:  # the hub client raises HTTP, connection and consistency errors of several types
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"cannot download {url} ({reason}); download it by hand and pass its path, or set "
+            raise UserError(f"cannot download {url} ({reason(exc)}); download it by hand and pass its path, or set "
                             f"HF_ENDPOINT to a mirror of the hub") from None  # fmt: skip
         downloaded = True
     blob = path.resolve()

@@ -50,9 +50,11 @@ def _heads(keys: list[str]) -> str:
     return ", ".join(sorted({k.rsplit(".", 1)[0] for k in keys}))
 
 
-def load_into(model: Inception3, state: dict[str, Tensor], source: str, fresh: tuple[str, ...] = ()) -> LoadReport:
+def load_into(model: Inception3, state: dict[str, Tensor], source: str, fresh: tuple[str, ...] = (),
+              dropped: tuple[str, ...] = ()) -> LoadReport:  # fmt: skip
     """Copy the file's tensors into `model`. Keys under a `fresh` prefix may be missing (they keep their
-    new initialization) or, for classifiers, have another shape (replaced); anything else must match."""
+    new initialization) or, for classifiers, have another shape (replaced); anything else must match.
+    File keys under a `dropped` prefix (a head the caller leaves out on purpose) are not reported as unused."""
     own = model.state_dict()
     report = LoadReport()
     missing, mismatched = [], []
@@ -69,7 +71,7 @@ def load_into(model: Inception3, state: dict[str, Tensor], source: str, fresh: t
                 mismatched.append(f"{key}: file {list(state[key].shape)} vs model {list(value.shape)}")
         else:
             report.loaded.append(key)
-    report.unexpected = [k for k in state if k not in own]
+    report.unexpected = [k for k in state if k not in own and not (dropped and k.startswith(dropped))]
     if missing or mismatched:
         problems = []
         if missing:

@@ -16,7 +16,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from ..errors import UserError
+from ..errors import UserError, reason
 from ..models.config import InceptionConfig, get_config
 from ..models.inception import Inception3
 from ..utils.io import atomic_write, atomic_write_text, load_torch_file
@@ -118,8 +118,7 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read {path}: {reason} (damaged or not a safetensors file)") from None
+        raise UserError(f"cannot read {path}: {reason(exc)} (damaged or not a safetensors file)") from None
 
 
 def load_pretrained(weights: str | os.PathLike[str], preset: str = "inception_v3", progress: bool = True,
@@ -151,6 +150,7 @@ def load_pretrained(weights: str | os.PathLike[str], preset: str = "inception_v3
         notes.append("the file has no aux head: the model is built without one")
     wanted = base.replace(**overrides) if overrides else base
     fresh: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
     if file_classes is None and "config" not in meta:
         if "num_classes" not in overrides and (spec is None or spec.has_classifier):
             raise UserError(f"{path} has no classifier (fc); pass num_classes to add a new one")
@@ -162,11 +162,10 @@ def load_pretrained(weights: str | os.PathLike[str], preset: str = "inception_v3
         fresh += AUX_KEYS
         notes.append("new aux head (not in the file)")
     elif base.aux_logits and not wanted.aux_logits:
+        dropped += AUX_KEYS
         notes.append("the file's aux head is not used")
     model = Inception3(wanted)
-    report = load_into(model, state, str(weights), fresh)
-    if base.aux_logits and not wanted.aux_logits:  # said in the notes, not counted as unused
-        report.unexpected = [k for k in report.unexpected if not k.startswith(AUX_KEYS)]
+    report = load_into(model, state, str(weights), fresh, dropped)
     report.notes += notes
     report.weights, report.file = str(weights), str(path)
     report.source = meta.get("source", report.source)

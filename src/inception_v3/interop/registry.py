@@ -23,6 +23,12 @@ from ..errors import UserError
 HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")  # torch.hub's convention: name-<sha256 prefix>.ext
 
 
+def hash_prefix(url: str) -> str:
+    """The sha256 prefix a file name carries by torch.hub's convention (empty if it carries none)."""
+    match = HASH_SUFFIX.search(url.split("?", 1)[0])
+    return match.group(1) if match else ""
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
     """One published weights file and what using it needs."""
@@ -99,13 +105,12 @@ def _torchvision() -> WeightsSpec:
     w = Inception_V3_Weights.IMAGENET1K_V1
     t = w.transforms()
     metrics = w.meta["_metrics"]["ImageNet-1K"]
-    match = HASH_SUFFIX.search(w.url)
     return WeightsSpec(
         name="torchvision/IMAGENET1K_V1",
         source="torchvision",
         description=w.meta.get("_docs", "torchvision's Inception-v3"),
         url=w.url,
-        sha256=match.group(1) if match else "",
+        sha256=hash_prefix(w.url),
         file_size=f"{w.meta['_file_size']:.1f} MB" if "_file_size" in w.meta else "",
         top1=metrics["acc@1"],
         top5=metrics["acc@5"],
@@ -180,13 +185,12 @@ def _fid() -> WeightsSpec:
         url = FID_WEIGHTS_URL
     except ImportError:
         pass
-    match = HASH_SUFFIX.search(url)
     return WeightsSpec(
         name="pytorch-fid/2015-12-05",
         source="pytorch-fid",
         description="the FID tools' Inception network (TF graph inception-2015-12-05, 1008 classes)",
         url=url,
-        sha256=match.group(1) if match else "",
+        sha256=hash_prefix(url),
         metrics_source="not a classifier people report accuracy for; used for FID",
         resize="squash",
         crop_fraction=1.0,

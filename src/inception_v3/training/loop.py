@@ -92,7 +92,7 @@ class Run:
     elapsed_before: float = 0.0
     resumes: int = 0
     meter: EpochMeter = field(init=False)
-    start: Start = field(default_factory=lambda: Start())
+    start: Start = field(default_factory=lambda: Start())  # Start is defined below, with the setup code
     new_heads: tuple[str, ...] = ()
 
 

@@ -51,10 +51,11 @@ def prepare_run_dir(cfg: TrainConfig, resume: str, overwrite: bool, d: Dist) -> 
     found = None
     if resume != "no":
         found = latest_good_checkpoint(run_dir, map_location=d.device, warn=_say if d.main else lambda _: None)
-        if found is None and (resume == "yes" or step_checkpoints(run_dir)):
-            what = "every checkpoint is damaged" if step_checkpoints(run_dir) else "it has no checkpoints"
+        damaged = bool(step_checkpoints(run_dir)) if found is None else False
+        if found is None and (resume == "yes" or damaged):
+            what = "every checkpoint is damaged" if damaged else "it has no checkpoints"
             raise UserError(f"nothing to resume in {run_dir}: {what}; start again with --overwrite"
-                            + ("" if step_checkpoints(run_dir) else " or use --resume auto"))  # fmt: skip
+                            + ("" if damaged else " or use --resume auto"))  # fmt: skip
     existing = [f for f in RUN_FILES if (run_dir / f).exists()]
     if found is None and existing and not (overwrite or resume == "auto"):
         raise UserError(f"{run_dir} already holds a run ({', '.join(existing)}); "

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, reason
 
 TEMP_SUFFIX = ".tmp"
 
@@ -71,5 +71,4 @@ def load_torch_file(path: str | os.PathLike[str], map_location: str | torch.devi
                             f"only hold tensors and plain data") from None  # fmt: skip
         raise UserError(f"cannot read {what} {path}: not a PyTorch file, or damaged") from None
     except Exception as exc:  # torch.load raises many types on damaged bytes (zip, storage, pickle errors)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read {what} {path}: {reason[:200]} (damaged or not a PyTorch file)") from None
+        raise UserError(f"cannot read {what} {path}: {reason(exc)} (damaged or not a PyTorch file)") from None
