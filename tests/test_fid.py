@@ -10,6 +10,7 @@ from PIL import Image
 from pytorch_fid import fid_score
 from pytorch_fid import inception as pf_inception
 
+from helpers import realistic_bn
 from inception_v3 import create_model
 from inception_v3.cli import main
 from inception_v3.evaluation.fid import activations, load_fid_network
@@ -21,11 +22,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     and two folders of images of another size than 299."""
     root = tmp_path_factory.mktemp("fid")
     torch.manual_seed(0)
-    model = create_model("inception_v3_fid")
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
+    model = realistic_bn(create_model("inception_v3_fid"), 299)  # batch-norm statistics of real use
     weights = root / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(model.state_dict(), weights)
     rng = np.random.default_rng(0)
