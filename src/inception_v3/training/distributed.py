@@ -39,7 +39,15 @@ def setup_distributed(device: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if restart is None:
+            dist.init_process_group(backend)
+        else:  # torchrun keeps its store across restarts: a fresh key prefix per attempt, so that a restarted
+            # replica never reads the address a killed one published (gloo then connects to a dead port)
+            store, rank, world = next(dist.rendezvous("env://"))
+            store = dist.PrefixStore(f"inception-v3/attempt-{restart}/", store)
+            dist.init_process_group(backend, store=store, rank=rank, world_size=world)
     if use_cuda:
         torch.cuda.set_device(local_rank)
         return Dist(rank, world, local_rank, torch.device("cuda", local_rank))
