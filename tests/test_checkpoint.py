@@ -8,7 +8,18 @@ import pytest
 import torch
 
 from inception_v3.errors import UserError
-from inception_v3.training.checkpoints import load_checkpoint, save_checkpoint
+from inception_v3.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    all_rng_states,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_checkpoint,
+)
+from inception_v3.training.distributed import Dist
+from inception_v3.training.recipes import get_recipe
+from inception_v3.training.run_dir import prepare_run_dir
 
 
 class Evil:
@@ -51,3 +62,36 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         save_checkpoint({"step": 2, "bad": lambda: None}, path)  # not picklable: the write fails midway
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind
+
+
+def test_resume_reads_checkpoints_to_the_cpu_whatever_the_device(tmp_path: Path) -> None:
+    """A run on a GPU once read its checkpoint onto the GPU: the generators' states arrived as CUDA tensors
+    and torch.set_rng_state raised. The meta device stands in for the GPU here (a state read onto it is
+    as unusable); the checkpoint must come back on the CPU and restore the generator exactly."""
+    torch.manual_seed(5)
+    saved = all_rng_states()
+    expected = torch.rand(4)
+    state = {"format": CHECKPOINT_FORMAT, "model": {"w": torch.ones(2)}, "ema": {}, "optimizer": {}, "rng": saved,
+             "step": 3, "classes": [], "model_config": {}, "train_config": {}}  # fmt: skip
+    write_checkpoint(tmp_path / "run", state, keep_last=2)
+    cfg = get_recipe("fashion-mnist", out_dir=str(tmp_path), name="run")
+    found = prepare_run_dir(cfg, "yes", False, Dist(device=torch.device("meta"))).checkpoint
+    assert found is not None
+    loaded = found[1]
+    assert loaded["model"]["w"].device.type == "cpu" and loaded["rng"][0]["torch"].device.type == "cpu"
+    set_rng_state(loaded["rng"], rank=0)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_each_replica_gets_its_own_generators_back() -> None:
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        states.append(rng_state())
+    for rank in (1, 0):
+        set_rng_state(states, rank)
+        assert torch.equal(torch.get_rng_state(), states[rank]["torch"])
+    set_rng_state(states[1])  # a checkpoint written before per-replica states: one dict
+    assert torch.equal(torch.get_rng_state(), states[1]["torch"])
+    set_rng_state(states, rank=3)  # more replicas than were saved: rank 0's
+    assert torch.equal(torch.get_rng_state(), states[0]["torch"])

@@ -64,6 +64,21 @@ def test_freeze_until_and_freeze_bn(pretrained: Path, tmp_path: Path) -> None:
     assert any(not torch.equal(start[k], end[k]) for k in trained)
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
     assert all(torch.equal(start[k], end[k]) for k in stats)  # batch-norm statistics kept as pretrained
+    # the optimizer of the run itself: the new classifiers at the recipe's lr (0.1 in epoch 1), the pretrained
+    # layers that train at lr x --pretrained-lr-scale (0.1), the frozen ones not in it at all
+    checkpoint = load_checkpoint(sorted((tmp_path / "frozen" / "checkpoints").glob("*.pt"))[-1])
+    optimizer = checkpoint["optimizer"]
+    shapes: dict[float, list[tuple[int, ...]]] = {}  # lr -> shapes of the parameters it updates
+    for group in optimizer["param_groups"]:
+        shapes.setdefault(round(group["lr"], 9), []).extend(
+            tuple(optimizer["state"][i]["momentum_buffer"].shape) for i in group["params"]
+        )
+    heads = [tuple(end[f"{m}.{p}"].shape) for m in ("fc", "AuxLogits.fc") for p in ("weight", "bias")]
+    assert set(shapes) == {0.1, 0.01} and sorted(shapes[0.1]) == sorted(heads)
+    trainable = ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7", "AuxLogits.conv")
+    pretrained = [k for k in end if k.startswith(trainable) and not k.endswith(("running_mean", "running_var",
+                                                                                "num_batches_tracked"))]  # fmt: skip
+    assert len(shapes[0.01]) == len(pretrained)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from inception_v3.training.checkpoints import load_checkpoint
@@ -194,3 +195,66 @@ def test_a_training_step_reads_the_device_once(tmp_path: Path) -> None:
     with CountScalarReads() as counter:
         run.meter.step_summary(1)  # logging steps read the loss and accuracy
     assert counter.reads >= 1
+
+
+def test_fp16_skipped_and_overflowing_steps_keep_the_gradient_scaler_working(tmp_path: Path) -> None:
+    """--amp fp16's GradScaler (a CPU one here: the same class and bookkeeping): a non-finite loss skipped
+    with --on-nonfinite skip, then gradients that overflow at the loss scale, then a normal step. The scaler
+    must stay usable (it once raised at the next unscale_), skipped steps leave the weights and their
+    running average alone, an overflow lowers the scale without counting as a skipped step, and a step
+    still reads the device once."""
+    cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=8, workers=0,
+                     train_subset=64, val_subset=16, amp="none", channels_last=False, on_nonfinite="skip")  # fmt: skip
+    d = Dist()
+    run = build_run(cfg, d, tmp_path, load_data(cfg, d, Start()), Start())
+    run.forward, run.meter = training_forward(run.model, cfg, d), EpochMeter(d.device)
+    run.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    batch = [run.data.train[i] for i in range(8)]
+    x, y = torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch])
+
+    def params() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in run.model.named_parameters()}
+
+    before = params()
+    train_step(run, torch.full_like(x, float("nan")), y, stop_requested=False)  # a non-finite loss
+    assert run.skipped_nonfinite == 1 and run.ema.updates == 0
+    run.scaler.update(new_scale=3e38)  # the scaled loss overflows: inf gradients
+    train_step(run, x, y, stop_requested=False)
+    assert run.skipped_nonfinite == 1 and run.ema.updates == 0 and run.scaler.get_scale() == pytest.approx(1.5e38)
+    after = params()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    run.scaler.update(new_scale=1024.0)
+    with CountScalarReads() as counter:
+        train_step(run, x, y, stop_requested=False)
+    assert counter.reads == 1 and run.ema.updates == 1
+    assert any(not torch.equal(before[k], v) for k, v in params().items())
+
+
+def test_torchrun_sync_bn_keeps_frozen_layers_and_aux_weight_0_trains(tmp_path: Path) -> None:
+    """2 replicas (gloo): --sync-bn once rebuilt the batch norms after --freeze-until had frozen them, so
+    frozen layers trained again; --aux-weight 0 once computed the aux head without using it, and DDP failed
+    at step 2 ("Expected to have finished reduction")."""
+    from safetensors.torch import load_file
+
+    from inception_v3 import create_model, save_pretrained
+    from inception_v3.data.fashion_mnist import FASHION_MNIST_CLASSES
+
+    small = {"width_multiplier": 0.0625, "min_depth": 4, "in_chans": 1, "mean": (0.5,), "std": (0.5,)}
+    save_pretrained(create_model("inception_v3_79", num_classes=10, **small), tmp_path / "init", FASHION_MNIST_CLASSES)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "inception_v3.cli"]  # fmt: skip
+    args = ["train", "--recipe", "finetune", "--dataset", "fashion-mnist", "--init-from", str(tmp_path / "init"),
+            "--freeze-until", "Mixed_6a", "--sync-bn", "--aux-weight", "0", "--train-subset", "64", "--batch-size",
+            "8", "--epochs", "1", "--val-subset", "32", "--precise-bn-images", "16", "--workers", "0", "--amp",
+            "none", "--no-channels-last", "--out-dir", str(tmp_path), "--name", "ddp"]  # fmt: skip
+    done = subprocess.run([*torchrun, *args], capture_output=True, text=True, env={**os.environ,
+                          "OMP_NUM_THREADS": "1"}, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    start = load_file(tmp_path / "init" / "model.safetensors")
+    end = load_checkpoint(sorted((tmp_path / "ddp" / "checkpoints").glob("step-*.pt"))[-1])["model"]
+    frozen = [k for k in start if k.startswith(("Conv2d_", "Mixed_5", "Mixed_6a")) and ".bn." in k and
+              k.endswith(("weight", "bias"))]  # fmt: skip
+    assert frozen and all(torch.equal(start[k], end[k]) for k in frozen), "frozen batch-norm parameters trained"
+    aux = [k for k in start if k.startswith("AuxLogits.") and ".bn.running" not in k and "num_batches" not in k]
+    assert aux and all(torch.equal(start[k], end[k]) for k in aux)  # no loss, no training
+    assert any(not torch.equal(start[k], end[k]) for k in start if k.startswith("Mixed_7c"))

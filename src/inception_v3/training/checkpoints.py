@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from ..errors import UserError
 from ..utils.io import atomic_write, load_torch_file
@@ -68,14 +69,29 @@ def write_checkpoint(run_dir: Path, state: dict[str, Any], keep_last: int) -> Pa
 
 
 def rng_state() -> dict[str, Any]:
-    """The random generators that training draws from (dropout)."""
+    """This process's random generators that training draws from (dropout): the CPU one, and its own
+    GPU's (not every visible GPU's: a replica uses one), as CPU tensors."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+def all_rng_states() -> list[dict[str, Any]]:
+    """Every replica's `rng_state()`, in rank order (a collective under torch.distributed: call on all ranks)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return [rng_state()]
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
+def set_rng_state(saved: list[dict[str, Any]] | dict[str, Any], rank: int = 0) -> None:
+    """Restore this replica's generators from a checkpoint's per-rank states (read to the CPU). A run
+    restarted with more replicas than it saved gives the new ones rank 0's (exact resume needs the same
+    number of replicas anyway, as the data shares depend on it)."""
+    states = saved if isinstance(saved, list) else [saved]  # checkpoints before per-rank states held one
+    state = states[rank] if rank < len(states) else states[0]
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"].cpu())

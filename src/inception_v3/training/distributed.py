@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..errors import UserError
+from ..utils.devices import resolve_device
 
 
 @dataclass
@@ -33,9 +33,7 @@ class Dist:
 
 def setup_distributed(device: str) -> Dist:
     """Join the torchrun process group if there is one (NCCL on GPUs, gloo on CPUs)."""
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    use_cuda = resolve_device(device).type == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if world > 1 and not dist.is_initialized():
@@ -115,11 +113,14 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> None:
-    """Swap every BatchNorm2d for a synchronized one in place (names and state_dict unchanged)."""
+    """Swap every BatchNorm2d for a synchronized one in place: names, state_dict, training mode and frozen
+    parameters (`requires_grad`, e.g. from --freeze-until) unchanged."""
     cls = nn.SyncBatchNorm if device.type == "cuda" else GlooSyncBatchNorm
     for parent in model.modules():
         for name, child in list(parent.named_children()):
             if type(child) is nn.BatchNorm2d:
                 sync = cls(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
                 sync.load_state_dict(child.state_dict())
-                setattr(parent, name, sync.to(device))
+                for p_name, p in child.named_parameters(recurse=False):
+                    sync.get_parameter(p_name).requires_grad_(p.requires_grad)
+                setattr(parent, name, sync.to(device).train(child.training))

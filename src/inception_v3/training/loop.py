@@ -16,6 +16,7 @@ norms stay on the device and are read only on logging steps (every `LOG_EVERY`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,12 @@ from ..interop.loading import LoadReport
 from ..interop.pretrained import load_pretrained
 from ..models.config import get_config
 from ..models.inception import CLASSIFIERS, Inception3, InceptionOutputs
+from ..utils.devices import to_cpu
 from ..utils.io import atomic_write_text
 from ..utils.precision import autocast
 from .checkpoints import (
     CHECKPOINT_FORMAT,
-    rng_state,
+    all_rng_states,
     save_checkpoint,
     set_rng_state,
     write_checkpoint,
@@ -114,10 +116,13 @@ def train(cfg: TrainConfig, resume: str = "no", overwrite: bool = False) -> Trai
     rd = prepare_run_dir(cfg, resume, overwrite, d)
     with removed_if_failed_early(rd, d):
         torch.manual_seed(cfg.seed)
-        if cfg.deterministic:
+        if cfg.deterministic:  # cuBLAS is deterministic only with a fixed workspace (set before its first use)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         start = starting_point(cfg)
         run = build_run(cfg, d, rd.path, load_data(cfg, d, start), start)
+        torch.manual_seed(cfg.seed + 1_000_003 * d.rank)  # dropout: each replica its own stream (the weights,
+        # drawn above, are the same on every replica)
         if rd.checkpoint is not None:
             restore(run, *rd.checkpoint)
         run.forward = training_forward(run.model, cfg, d)
@@ -182,15 +187,19 @@ def train_step(run: Run, x: Tensor, y: Tensor, stop_requested: bool) -> bool:
         outputs = InceptionOutputs(logits.float(), None if aux is None else aux.float())  # the loss in fp32
         loss = inception_loss(outputs, y, cfg.label_smoothing, cfg.aux_weight)
     run.opt.zero_grad(set_to_none=True)
-    if run.scaler is not None:  # fp16: the scaler skips steps with inf gradients itself
+    if run.scaler is not None:
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.opt)
     else:
         loss.backward()
     grad_norm = clip_gradients(run.model.parameters(), cfg.clip_grad_norm)
-    finite = torch.isfinite(loss.detach()) & (torch.isfinite(grad_norm) | (run.scaler is not None))
-    nonfinite, stop = any_rank_flags([~finite, torch.tensor(stop_requested, device=d.device)], d)  # the read
-    if nonfinite:
+    bad_loss, bad_grads = ~torch.isfinite(loss.detach()), ~torch.isfinite(grad_norm)
+    stop_flag = torch.tensor(stop_requested, device=d.device)
+    bad_loss, bad_grads, stop = any_rank_flags([bad_loss, bad_grads, stop_flag], d)  # the step's one read
+    # fp16: gradients that overflow at the current loss scale are routine; the scaler lowers the scale
+    # (update, on every step, after the unscale_ above) and the step is skipped without counting it
+    overflow = run.scaler is not None and bad_grads and not bad_loss
+    if (bad_loss or bad_grads) and not overflow:
         if cfg.on_nonfinite == "stop":
             raise UserError(
                 f"non-finite loss ({float(loss)}) or gradient norm ({float(grad_norm)}) at step "
@@ -198,14 +207,12 @@ def train_step(run: Run, x: Tensor, y: Tensor, stop_requested: bool) -> bool:
                 f"use --amp none, or pass --on-nonfinite skip"
             )
         run.skipped_nonfinite += 1
-    else:
-        if run.scaler is not None:
-            run.scaler.step(run.opt)
-            run.scaler.update()
-        else:
-            run.opt.step()
+    elif not overflow:
+        run.opt.step()  # the gradients are finite and (fp16) already unscaled
         run.ema.update(run.model)
         run.meter.add(loss.detach(), logits.detach(), y, grad_norm.detach(), lr)
+    if run.scaler is not None:
+        run.scaler.update()
     return stop
 
 
@@ -341,6 +348,8 @@ def build_run(cfg: TrainConfig, d: Dist, run_dir: Path, data: TrainData, start: 
             new = tuple(f"{name}." for name in CLASSIFIERS)
         if cfg.freeze_until:
             freeze_until(model, cfg.freeze_until)
+    if cfg.aux_weight == 0 and model.AuxLogits is not None:  # an unused head: not trained (and not reduced by DDP)
+        model.AuxLogits.requires_grad_(False)
     model = model.to(d.device)
     if cfg.sync_bn and d.world > 1:
         sync_batchnorm(model, d.device)
@@ -357,25 +366,30 @@ def build_run(cfg: TrainConfig, d: Dist, run_dir: Path, data: TrainData, start: 
         cfg.rmsprop_decay,
         cfg.rmsprop_eps,
         cfg.decay_norm_and_bias,
+        new=new,
+        pretrained_lr_scale=cfg.pretrained_lr_scale if start.model is not None else 1.0,
     )
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     return Run(cfg, d, run_dir, data, model, ema, opt, scaler, base_lr, start=start, new_heads=new)
 
 
 class TrainForward(nn.Module):
-    """forward = forward_with_aux, so DDP and torch.compile see the training computation."""
+    """forward = the training computation (with the aux head only when its loss counts), so DDP and
+    torch.compile see exactly the parameters that get gradients."""
 
-    def __init__(self, model: Inception3) -> None:
+    def __init__(self, model: Inception3, aux: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.aux = model, aux
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        if not self.aux:
+            return self.model(x), None
         out = self.model.forward_with_aux(x)
         return out.logits, out.aux_logits
 
 
 def training_forward(model: Inception3, cfg: TrainConfig, d: Dist) -> nn.Module:
-    forward: nn.Module = TrainForward(model)
+    forward: nn.Module = TrainForward(model, aux=cfg.aux_weight > 0)
     if d.world > 1:
         ids = [d.local_rank] if d.device.type == "cuda" else None
         forward = nn.parallel.DistributedDataParallel(forward, device_ids=ids)
@@ -467,7 +481,8 @@ def validate(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     return results[0], results[1]
 
 
-def checkpoint_state(run: Run) -> dict[str, Any]:
+def checkpoint_state(run: Run, rng: list[dict[str, Any]]) -> dict[str, Any]:
+    """What resumes the run (`rng`: every replica's generators, from `all_rng_states`)."""
     return {
         "format": CHECKPOINT_FORMAT,
         "model_config": run.model.config.to_dict(),
@@ -477,7 +492,7 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
         "ema": run.ema.state_dict(),
         "optimizer": run.opt.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler is not None else {},
-        "rng": rng_state(),
+        "rng": rng,
         "step": run.step,
         "best_top1": run.best,
         "bad_images": list(run.bad_images),
@@ -495,10 +510,12 @@ def elapsed(run: Run) -> float:
 
 def save(run: Run, best: bool = False) -> None:
     """A step checkpoint (rank 0), and best.pt when asked. A failed write (a full disk) stops the run with
-    one line; the previous checkpoints are untouched (writes are atomic)."""
+    one line; the previous checkpoints are untouched (writes are atomic). Every rank calls it (the
+    generators' states are gathered from all); tensors are saved as CPU tensors, readable anywhere."""
+    rng = all_rng_states()
     if not run.d.main:
         return
-    state = checkpoint_state(run)
+    state = to_cpu(checkpoint_state(run, rng))
     try:
         write_checkpoint(run.run_dir, state, run.cfg.keep_last)
         if best:
@@ -525,7 +542,7 @@ def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
     run.opt.load_state_dict(state["optimizer"])
     if run.scaler is not None and state["scaler"]:
         run.scaler.load_state_dict(state["scaler"])
-    set_rng_state(state["rng"])
+    set_rng_state(state["rng"], run.d.rank)
     run.step, run.best = state["step"], state["best_top1"]
     run.bad_images = list(state.get("bad_images", []))
     run.skipped_nonfinite = int(state.get("skipped_nonfinite", 0))

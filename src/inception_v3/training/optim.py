@@ -72,13 +72,14 @@ class RMSpropTF(torch.optim.Optimizer):
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False,
                  new: tuple[str, ...] = (), pretrained_lr_scale: float = 1.0) -> list[dict[str, Any]]:  # fmt: skip
     """Trainable parameters split by weight decay (none on BN parameters and biases unless asked) and, when
-    fine-tuning, by learning rate: `lr_scale` is `pretrained_lr_scale` except under the `new` prefixes."""
+    fine-tuning, by learning rate: `lr_scale` is `pretrained_lr_scale` except under the `new` prefixes
+    (from scratch, leave the scale at 1: every layer is new)."""
     groups: dict[tuple[bool, bool], list[Tensor]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         decay = p.ndim > 1 or decay_norm_and_bias
-        groups.setdefault((decay, name.startswith(new) if new else True), []).append(p)
+        groups.setdefault((decay, name.startswith(new)), []).append(p)
     return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
              "lr_scale": 1.0 if is_new else pretrained_lr_scale}
             for (decay, is_new), params in sorted(groups.items(), reverse=True)]  # fmt: skip

@@ -42,7 +42,7 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor,
     seen = 0
     forward = getattr(model, "forward_with_aux", model)
     for x, _, _ in batches:
-        if len(x) == 0:
+        if not _every_replica_has_images(len(x), device):  # all skip together: sync BN's collectives pair up
             continue
         x = x.to(device, non_blocking=True)
         if channels_last:
@@ -63,3 +63,12 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor,
             m.load_state_dict(state, strict=False)
         return 0
     return seen
+
+
+def _every_replica_has_images(n: int, device: torch.device) -> bool:
+    """Whether this batch (of `n` readable images) and every other replica's are non-empty."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return n > 0
+    flag = torch.tensor([float(n > 0)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())

@@ -48,7 +48,7 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "finetune": (
         "Transfer learning from --init-from WEIGHTS: new classifiers for the data's classes, the pretrained "
         "layers at a tenth of the learning rate, SGD with momentum, a short schedule (5 epochs)",
-        {"dataset": "imagefolder", "epochs": 5.0, "batch_size": 32, "optimizer": "sgd", "lr": 0.01,
+        {"dataset": "imagefolder", "epochs": 5.0, "batch_size": 32, "optimizer": "sgd", "lr": 0.1,
          "pretrained_lr_scale": 0.1, "lr_decay": 0.5, "lr_decay_epochs": 2.0, "weight_decay": 4e-5,
          "crop_area_min": 0.25, "color_distortion": 0.25, "ema_decay": 0.998, "ema_warmup": True,
          "checkpoint_every": 500, "name": "finetune"},

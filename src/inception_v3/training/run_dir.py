@@ -50,7 +50,9 @@ def prepare_run_dir(cfg: TrainConfig, resume: str, overwrite: bool, d: Dist) -> 
         dist.barrier()
     found = None
     if resume != "no":
-        found = latest_good_checkpoint(run_dir, map_location=d.device, warn=_say if d.main else lambda _: None)
+        # read to the CPU: load_state_dict moves weights to the model's device, and the generators' states
+        # must stay CPU tensors (torch.set_rng_state takes nothing else)
+        found = latest_good_checkpoint(run_dir, map_location="cpu", warn=_say if d.main else lambda _: None)
         damaged = bool(step_checkpoints(run_dir)) if found is None else False
         if found is None and (resume == "yes" or damaged):
             what = "every checkpoint is damaged" if damaged else "it has no checkpoints"
