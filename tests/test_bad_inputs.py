@@ -87,6 +87,15 @@ CASES = [
     (["predict", "IMAGENET1K_V7", "{d}/imgs"], "unknown weights 'IMAGENET1K_V7'"),
     (["fid", "{d}/imgs", "{d}/missing"], "neither a folder of images nor a .npz"),
     ([], "the following arguments are required: COMMAND"),
+    # --device: a GPU that is not there (none on a CPU machine; no 100th on a GPU one) or no device at all
+    (["predict", "{d}/fm", "{d}/imgs", "--device", "cuda:99"], "--device cuda:99"),
+    (["evaluate", "{d}/fm", "--dataset", "fashion-mnist", "--device", "cuda:99"], "--device cuda:99"),
+    (
+        ["features", "{d}/imgs", "--weights", "{d}/fm", "--output", "{o}/f.npz", "--device", "cuda:99"],
+        "--device cuda:99",
+    ),
+    (["fid", "{d}/imgs", "{d}/other", "--weights", "{d}/fm", "--device", "cuda:99"], "--device cuda:99"),
+    (["evaluate", "{d}/fm", "--dataset", "fashion-mnist", "--device", "tpu"], "invalid --device 'tpu'"),
 ]
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from inception_v3 import create_model
+from inception_v3.errors import UserError
 from inception_v3.inference import bf16_supported, fast_inference, quantize_int8
 
 
@@ -62,3 +63,26 @@ def test_int8_model_tracks_fp32(model: torch.nn.Module) -> None:
     assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.8
     with pytest.raises(ValueError, match="calibration"):
         quantize_int8(model, [])
+
+
+def test_bf16_on_a_gpu_only_where_it_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.cuda.is_bf16_supported() is true on pre-Ampere GPUs too, which emulate bf16 slowly: the
+    choice follows the compute capability (8.0 and up) instead."""
+    for capability, native in (((7, 5), False), ((8, 0), True), ((9, 0), True)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+        assert bf16_supported(torch.device("cuda")) is native
+
+
+def test_fast_path_moves_its_input_to_the_network(model: torch.nn.Module) -> None:
+    """A CPU batch into a fast path on another device (the meta device stands in for a GPU: shapes only)."""
+    fast = fast_inference(model, "meta", bf16=False)
+    out = fast(torch.randn(2, 3, 79, 79))
+    assert out.device.type == "meta" and out.shape == (2, 10) and out.dtype == torch.float32
+
+
+def test_int8_refuses_a_model_that_is_not_on_the_cpu(model: torch.nn.Module) -> None:
+    import copy
+
+    with pytest.raises(UserError, match="x86 CPUs only"):
+        quantize_int8(copy.deepcopy(model).to("meta"), [torch.randn(2, 3, 79, 79)])

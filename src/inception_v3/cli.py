@@ -125,7 +125,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     result = run_evaluation(args.checkpoints, args.dataset, args.data, args.crops, args.out, args.limit,
                             show_progress=not args.json, central_fraction=args.central_fraction, mode=args.mode,
-                            calibration=args.calibration)  # fmt: skip
+                            calibration=args.calibration, device=args.device)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -135,7 +135,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .evaluation.predict import predict
 
-    results, loaded = predict([args.checkpoint], args.images, args.top_k, args.crops, args.central_fraction)
+    results, loaded = predict([args.checkpoint], args.images, args.top_k, args.crops, args.central_fraction,
+                              args.device)  # fmt: skip
     _say_loaded(loaded)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -167,6 +168,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 def _cmd_fid(args: argparse.Namespace) -> None:
     from .evaluation.fid import frechet_distance, load_fid_network, read_stats, save_stats, stats_for
+    from .utils.devices import resolve_device
 
     if args.save_stats and Path(args.save_stats).exists():
         raise UserError(f"{args.save_stats} exists; choose another path")
@@ -179,7 +181,9 @@ def _cmd_fid(args: argparse.Namespace) -> None:
         if not Path(src).is_dir():
             raise UserError(f"{src} is neither a folder of images nor a .npz statistics file")
     if folders:  # images need the network
+        device = resolve_device(args.device)
         model, report = load_fid_network(args.weights)
+        model = model.to(device)
         _say_loaded([f"{args.weights}: {report.summary()}"])
         saved.update({s: stats_for(s, model, args.batch_size, args.dims) for s in folders})
     mu1, s1 = saved[args.a]
@@ -238,13 +242,18 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
     taps = _int_list(args.taps, "--taps") if args.taps else []
     info = extract_features(args.weights, args.images, args.output, taps, args.batch_size, args.central_fraction,
-                            args.overwrite, show_progress=not args.json)  # fmt: skip
+                            args.overwrite, show_progress=not args.json, device=args.device)  # fmt: skip
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         _say_loaded([info["weights"]])
         shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in info["arrays"].items())
         print(f"wrote {info['output']}: {info['images']} images; {shapes}")
+
+
+def _add_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="where the network runs: cpu, cuda, cuda:N or auto (default: "
+                   "auto, CUDA when there is one)")  # fmt: skip
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -384,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "training split)")  # fmt: skip
     p.add_argument("--out", help="folder for metrics.json, confusion.png and reliability.png")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k labels for images, files, folders or globs")
@@ -393,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", default="single", choices=["single", "10", "144"])
     p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
@@ -416,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=COUNT, default=50)
     p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="feature tap (pool3: 2048)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_fid)
 
     p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
@@ -427,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="machine-readable summary instead of the summary line")
+    _add_device_option(p)
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")

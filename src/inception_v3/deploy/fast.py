@@ -12,23 +12,25 @@ from .fusion import fold_batchnorm
 
 def bf16_supported(device: torch.device) -> bool:
     """Whether `device` runs bf16 convolutions natively (AVX512-BF16/AMX on CPUs, Ampere+ on GPUs)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # is_bf16_supported() is also true on older GPUs, which emulate bf16 slowly
+        return torch.cuda.get_device_capability(device) >= (8, 0)
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class FastInference(nn.Module):
-    """An eval-only model that takes and returns fp32 NCHW tensors like the original."""
+    """An eval-only model that takes fp32 NCHW tensors like the original, on any device (moved to the
+    network's), and returns fp32 logits on the network's device."""
 
-    def __init__(self, model: Inception3, dtype: torch.dtype, channels_last: bool) -> None:
+    def __init__(self, model: Inception3, dtype: torch.dtype, channels_last: bool, device: torch.device) -> None:
         super().__init__()
-        self.model, self.dtype, self.channels_last = model, dtype, channels_last
+        self.model, self.dtype, self.channels_last, self.device = model, dtype, channels_last, device
         self.config = model.config
 
     def forward(self, x: Tensor) -> Tensor:
         self.model.check_input(x, self.model.min_size)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        return self.model(x.to(self.dtype).contiguous(memory_format=fmt)).float()  # N x num_classes
+        x = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=fmt)
+        return self.model(x).float()  # N x num_classes
 
 
 def fast_inference(model: Inception3, device: torch.device | str = "cpu", bf16: bool | None = None,
@@ -41,4 +43,4 @@ def fast_inference(model: Inception3, device: torch.device | str = "cpu", bf16: 
     net = fold_batchnorm(model).to(device=device, dtype=dtype)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return FastInference(net, dtype, channels_last).eval()
+    return FastInference(net, dtype, channels_last, device).eval()

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..data.image_io import expand_inputs, read_image
 from ..errors import UserError
 from ..models.inception import Inception3
+from ..utils.devices import resolve_device
 from ..utils.io import atomic_write
 from .protocols import describe, load_members, single_crop_inputs
 
@@ -43,8 +44,9 @@ def pooled_taps(model: Inception3, x: Tensor, taps: Sequence[int]) -> dict[int, 
 @torch.no_grad()
 def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[str], taps: Sequence[int] = (),
                      batch_size: int = 32, central_fraction: float | None = None, overwrite: bool = False,
-                     show_progress: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Write `features` (N x 2048) and `taps_<k>` (N x k) for every image, and the file names."""
+                     show_progress: bool = True, device: str = "auto") -> dict[str, Any]:  # fmt: skip
+    """Write `features` (N x 2048) and `taps_<k>` (N x k) for every image, and the file names; the network
+    runs on `device` (cpu, cuda or auto)."""
     out = Path(output)
     if out.suffix not in FORMATS:
         raise UserError(f"--output must end in {' or '.join(FORMATS)}, got {out.name!r}")
@@ -54,16 +56,17 @@ def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[
         raise UserError(f"invalid --batch-size {batch_size}: must be >= 1")
     check_taps(taps)
     paths = expand_inputs(inputs)
-    members, _ = load_members([weights], central_fraction)
+    where = resolve_device(device)
+    members, _ = load_members([weights], central_fraction, where)
     member = members[0]
     wanted = [2048, *(t for t in taps if t != 2048)]
     arrays: dict[int, list[Tensor]] = {t: [] for t in wanted}
     with tqdm(total=len(paths), desc="features", unit="img", disable=not show_progress) as bar:
         for i in range(0, len(paths), batch_size):
             chunk = paths[i : i + batch_size]
-            x = single_crop_inputs(member.model, [read_image(p) for p in chunk], member.view)
+            x = single_crop_inputs(member.model, [read_image(p) for p in chunk], member.view).to(where)
             for t, v in pooled_taps(member.model, x, wanted).items():  # type: ignore[arg-type]
-                arrays[t].append(v.float())
+                arrays[t].append(v.float().cpu())
             bar.update(len(chunk))
     tensors = {("features" if t == 2048 else f"taps_{t}"): torch.cat(v).contiguous() for t, v in arrays.items()}
     files = [str(p) for p in paths]

@@ -18,6 +18,7 @@ from ..errors import UserError
 from ..interop.loading import LoadReport
 from ..interop.pretrained import load_pretrained
 from ..models.inception import Inception3
+from ..utils.devices import model_device
 from ..utils.io import atomic_write
 from .features import TAPS, pooled_taps
 
@@ -44,10 +45,11 @@ def features(model: Inception3, x: Tensor, dims: int = 2048) -> Tensor:
 @torch.no_grad()
 def activations(model: Inception3, folder: str | os.PathLike[str], batch_size: int = 50, dims: int = 2048,
                 show_progress: bool = True) -> np.ndarray:  # fmt: skip
-    """Features (N x dims) of every image in `folder`, in sorted file order."""
+    """Features (N x dims) of every image in `folder`, in sorted file order, computed on `model`'s device."""
     paths = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
     if len(paths) < 2:
         raise UserError(f"{folder} holds {len(paths)} image(s); FID needs at least 2")
+    device = model_device(model)
     feats = []
     for i in tqdm(range(0, len(paths), batch_size), desc=f"features {folder}", disable=not show_progress):
         batch = []
@@ -56,8 +58,8 @@ def activations(model: Inception3, folder: str | os.PathLike[str], batch_size: i
             img = img.expand(3, -1, -1) if img.shape[0] == 1 else img
             x = F.interpolate(img[None].float() / 255.0, size=(299, 299), mode="bilinear", align_corners=False)
             batch.append(x)
-        x = torch.cat(batch) * 2 - 1
-        feats.append(features(model, x, dims).numpy())
+        x = torch.cat(batch).to(device) * 2 - 1
+        feats.append(features(model, x, dims).cpu().numpy())
     return np.concatenate(feats).astype(np.float64)
 
 

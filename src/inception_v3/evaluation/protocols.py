@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..interop.loading import LoadReport
 from ..interop.pretrained import load_pretrained
 from ..models.config import InceptionConfig
+from ..utils.devices import model_device, resolve_device
 from ..utils.io import atomic_write_text
 from .metrics import classification_metrics
 from .plots import plot_confusion, plot_reliability
@@ -42,8 +43,9 @@ class Member:
         return self.model.config  # type: ignore[return-value]
 
 
-def load_members(paths: list[str], central_fraction: float | None = None) -> tuple[list[Member], list[str]]:
-    """The ensemble's models (eval mode) with their preprocessing, and their shared class names.
+def load_members(paths: list[str], central_fraction: float | None = None, device: torch.device | str = "cpu"
+                 ) -> tuple[list[Member], list[str]]:  # fmt: skip
+    """The ensemble's models (eval mode, on `device`) with their preprocessing, and their shared class names.
     `central_fraction` overrides the crop fraction the weights come with."""
     members: list[Member] = []
     classes: list[str] | None = None
@@ -57,7 +59,7 @@ def load_members(paths: list[str], central_fraction: float | None = None) -> tup
         view = ViewSpec.from_dict(report.preprocessing)
         if central_fraction is not None:
             view = replace(view, crop_fraction=central_fraction)
-        members.append(Member(model.eval(), view, report))
+        members.append(Member(model.eval().to(device), view, report))
     assert classes is not None
     return members, classes
 
@@ -97,27 +99,29 @@ def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: in
 
 
 def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
-    """uint8 views -> float, the model's channel count, and its normalization."""
+    """uint8 views -> float, the model's channel count, and its normalization (on the views' device)."""
     cfg: InceptionConfig = model.config  # type: ignore[assignment]
     x = views.float() / 255.0
     if x.shape[1] == 4:
         x = x[:, :3]
     if x.shape[1] != cfg.in_chans:
         x = x.mean(1, keepdim=True) if cfg.in_chans == 1 else x[:, :1].expand(-1, cfg.in_chans, -1, -1)
-    mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
-    std = torch.tensor(cfg.std).view(1, -1, 1, 1)
+    mean = torch.tensor(cfg.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std, device=x.device).view(1, -1, 1, 1)
     return (x - mean) / std
 
 
 @torch.no_grad()
 def predict_probs(members: list[Member], images: list[Tensor], protocol: str) -> Tensor:
-    """Class probabilities (N x K) for N images: softmax averaged over crops, then over ensemble members."""
+    """Class probabilities (N x K, on the CPU) for N images: softmax averaged over crops, then over ensemble
+    members. The crops are cut on the CPU and normalized on each member's device."""
     out = []
     for m in members:
-        size = m.config.receptive_field
+        size, device = m.config.receptive_field, model_device(m.model)
         views = torch.stack([crop_views(im, size, protocol, m.view) for im in images])
         flat = views.flatten(0, 1)  # (N * crops) x C x H x W
-        probs = torch.cat([m.model(to_model_input(chunk, m.model)).softmax(1) for chunk in flat.split(128)])
+        probs = torch.cat([m.model(to_model_input(chunk.to(device), m.model)).softmax(1).cpu()
+                           for chunk in flat.split(128)])  # fmt: skip
         out.append(probs.view(len(images), -1, probs.shape[1]).mean(1))
     return torch.stack(out).mean(0)
 
@@ -156,17 +160,22 @@ def single_crop_inputs(model: nn.Module, images: list[Tensor], view: ViewSpec) -
 
 def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
                    limit: int | None = None, show_progress: bool = True, central_fraction: float | None = None,
-                   mode: str = "fp32", calibration: str | None = None) -> dict[str, Any]:  # fmt: skip
+                   mode: str = "fp32", calibration: str | None = None, device: str = "auto"
+                   ) -> dict[str, Any]:  # fmt: skip
     """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically.
 
-    `mode`: fp32 (as trained), fast (BN folded, channels_last, bf16 where supported) or int8 (CPU)."""
+    `mode`: fp32 (as trained), fast (BN folded, channels_last, bf16 where supported) or int8 (CPU);
+    `device`: cpu, cuda or auto."""
     if out and Path(out).exists() and any(Path(out).iterdir()):
         raise UserError(f"{out} is not empty; choose another folder")
-    members, classes = load_members(paths, central_fraction)
+    where = resolve_device(device)
+    if mode == "int8" and where.type != "cpu":
+        raise UserError("--mode int8 runs on x86 CPUs only; use --device cpu, or --mode fast on a GPU")
+    members, classes = load_members(paths, central_fraction, where)
     samples = evaluation_set(dataset, data, classes, limit)
     sources = [describe(m) for m in members]
     if mode == "fast":
-        members = [replace(m, model=fast_inference(m.model)) for m in members]
+        members = [replace(m, model=fast_inference(m.model, where)) for m in members]
     elif mode == "int8":
         members = [replace(m, model=quantize_int8(m.model, calibration_batches(m, dataset, data, calibration)))
                    for m in members]  # fmt: skip
@@ -179,8 +188,8 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
         bar.update(len(chunk))
     bar.close()
     metrics = classification_metrics(torch.cat(probs), torch.tensor(labels), classes)
-    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "mode": mode, "members": len(members),
-              **metrics}  # fmt: skip
+    result = {"checkpoints": paths, "weights": sources, "protocol": protocol, "mode": mode, "device": where.type,
+              "members": len(members), **metrics}  # fmt: skip
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
