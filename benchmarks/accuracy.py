@@ -3,6 +3,7 @@ Fashion-MNIST test images, with each one's speed on the same batches."""
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ from inception_v3.evaluation.protocols import single_crop_inputs
 from inception_v3.inference import fast_inference, quantize_int8
 from inception_v3.models.inception import Inception3
 
+from .throughput import sync_device
+
 
 def fashion_mnist_batches(model: Inception3, data_dir: str, split: str, count: int, central_fraction: float = 1.0,
                           batch: int = 32) -> list[tuple[Tensor, Tensor]]:  # fmt: skip
@@ -25,19 +28,26 @@ def fashion_mnist_batches(model: Inception3, data_dir: str, split: str, count: i
 
 
 @torch.no_grad()
-def compare(model: Inception3, test: list[tuple[Tensor, Tensor]], calibration: list[Tensor]) -> dict[str, Any]:
-    """top-1 of fp32 / fast / int8, their top-1 agreement with fp32, and images/s on the same batches."""
+def compare(model: Inception3, test: list[tuple[Tensor, Tensor]], calibration: list[Tensor] | None,
+            device: torch.device) -> dict[str, Any]:  # fmt: skip
+    """top-1 of fp32 / fast (on `device`) / int8 (x86 CPU kernels, so on the CPU; skipped without
+    `calibration`), their top-1 agreement with fp32, and images/s on the same batches."""
     model = model.eval()
-    nets = {"fp32": model, "fast": fast_inference(model, "cpu"), "int8": quantize_int8(model, calibration)}
+    nets = {"fp32": (copy.deepcopy(model).to(device), device), "fast": (fast_inference(model, device), device)}
+    if calibration is not None:
+        nets["int8"] = (quantize_int8(model, calibration), torch.device("cpu"))
     preds: dict[str, Tensor] = {}
     out: dict[str, Any] = {}
     labels = torch.cat([y for _, y in test])
-    for name, net in nets.items():
-        net(test[0][0])  # warm up
+    for name, (net, where) in nets.items():
+        net(test[0][0].to(where))  # warm up
+        sync_device(where)
         start = time.perf_counter()
-        preds[name] = torch.cat([net(x).argmax(1) for x, _ in test])
+        preds[name] = torch.cat([net(x.to(where)).argmax(1).cpu() for x, _ in test])
+        sync_device(where)
         elapsed = time.perf_counter() - start
-        out[name] = {"top1": float((preds[name] == labels).float().mean()), "images_per_s": len(labels) / elapsed}
+        out[name] = {"top1": float((preds[name] == labels).float().mean()), "images_per_s": len(labels) / elapsed,
+                     "device": where.type}  # fmt: skip
     for name in nets:
         out[name]["agreement_with_fp32"] = float((preds[name] == preds["fp32"]).float().mean())
         out[name]["top1_change_points"] = 100 * (out[name]["top1"] - out["fp32"]["top1"])

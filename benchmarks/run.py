@@ -154,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             model, _ = load_pretrained(args.checkpoint)
             n = profile["accuracy_images"]
             test = fashion_mnist_batches(model, args.data_dir, "test", n, args.central_fraction)
-            calib = [x for x, _ in fashion_mnist_batches(model, args.data_dir, "train", 256, args.central_fraction)]
-            result["accuracy"] = {"checkpoint": args.checkpoint, **compare(model, test, calib)}
+            calib = None  # int8 runs on x86 CPUs only
+            if device.type == "cpu":
+                calib = [x for x, _ in fashion_mnist_batches(model, args.data_dir, "train", 256, args.central_fraction)]
+            result["accuracy"] = {"checkpoint": args.checkpoint, **compare(model, test, calib, device)}
             print("accuracy  " + "  ".join(f"{k} {v['top1']:.4f} (agrees {v['agreement_with_fp32']:.4f}, "
                                            f"{v['images_per_s']:.0f}/s)" for k, v in result["accuracy"].items()
                                            if isinstance(v, dict)))  # fmt: skip

@@ -90,7 +90,7 @@ def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMan
     return contextlib.nullcontext()
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -177,7 +177,7 @@ def measure(s: Setting, device: torch.device, warmup: int, iters: int, rounds: i
         start = time.perf_counter()
         for _ in range(warmup):
             c.step(xc, y)
-        _sync(device)
+        sync_device(device)
         compile_s[c.name] = time.perf_counter() - start
     for _ in range(rounds):
         for c in cands:
@@ -186,7 +186,7 @@ def measure(s: Setting, device: torch.device, warmup: int, iters: int, rounds: i
                 start = time.perf_counter()
                 for _ in range(iters):
                     c.step(xc, y)
-                _sync(device)
+                sync_device(device)
                 elapsed = time.perf_counter() - start
             rates[c.name].append(s.batch * iters / elapsed)
             if mem.mib is not None:

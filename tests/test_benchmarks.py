@@ -2,11 +2,14 @@
 
 import json
 import statistics
+import weakref
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks import run, table
+from benchmarks import peak, run, table
 from inception_v3 import create_model
 from inception_v3.weights import save_pretrained
 
@@ -39,3 +42,31 @@ def test_benchmark_smoke_and_table(tmp_path: Path) -> None:
     assert "### Inference" in text and "### Training" in text and "Fashion-MNIST" in text
     # a missing checkpoint is one clear error
     assert run.main(["--profile", "smoke", "--out", str(out), "--checkpoint", str(tmp_path / "nope")]) == 2
+
+
+class LiveProducts(TorchDispatchMode):
+    """The most matrix products alive at once (results of matmul, not written into a given buffer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive = self.most = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.ops.aten.mm.default, torch.ops.aten.matmul.default):
+            self.alive += 1
+            self.most = max(self.most, self.alive)
+            weakref.finalize(out, self._freed)
+        return out
+
+    def _freed(self) -> None:
+        self.alive -= 1
+
+
+def test_matmul_peak_holds_one_product_however_many_repetitions() -> None:
+    """The peak measurement once kept every product of a timing alive while the repetitions doubled:
+    hundreds of GiB on a fast GPU. Now the products share one output buffer."""
+    with LiveProducts() as products:
+        result = peak.matmul_peak(torch.device("cpu"), torch.float32, sizes=(64,), seconds=0.05)
+    assert result["flops"] > 0 and result["tf32"] is False
+    assert products.most <= 1
