@@ -117,9 +117,9 @@ def render(result: dict[str, Any], source: str) -> list[str]:
                   f"(inference), {f['training'] / 1e9:.2f} GFLOP per training image (3 x forward with the aux head).",
                   "", "### Targets", "", *targets(result), "",
                   "### Inference (images/s of torchvision; the others as ratios to it, same run, interleaved)", "",
-                  *throughput_table(result["throughput"], "inference", result.get("memory", {})), "",
+                  *throughput_table(result.get("throughput", []), "inference", result.get("memory", {})), "",
                   "### Training (SGD step, loss on main + 0.4 x aux; all three with the aux head)", "",
-                  *throughput_table(result["throughput"], "training", result.get("memory", {})), "",
+                  *throughput_table(result.get("throughput", []), "training", result.get("memory", {})), "",
                   _memory_note(result)]  # fmt: skip
     if "data_pipeline" in result:
         lines += ["### Data pipeline (one worker, 500x375 JPEGs -> 299x299 tensors)", "",
