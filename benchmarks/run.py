@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         result["seconds"] = time.time() - started + earlier.get("seconds", 0.0)
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, lambda p: Path(p).write_text(json.dumps(result, indent=1)))
+
     if "models" in parts:
         sizes = profile.get("peak_sizes", (1024, 2048, 4096))
         result["peak_flops"] = {name: matmul_peak(device, dtype, sizes)

@@ -83,7 +83,26 @@ def _memory_note(result: dict[str, Any]) -> str:
     )
 
 
+def render_fidelity(result: dict[str, Any], source: str) -> list[str]:
+    """FID as whole processes: the reference tools' command lines against ours in their conventions."""
+    m = result["machine"]
+    lines = [f"## Scoring generated images: FID as whole processes ({result['device']}, {m['cpus']} cores)", "",
+             f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): two "
+             f"folders of {result['images_per_input']} PNGs of {result['image_size']}x{result['image_size']}, the "
+             f"{result['dims']}-d tap, one network file for all, {result['workers']} decoding workers for ours and "
+             "pytorch-fid, startup included.", "", "| process | wall time | FID | speed-up | FID difference |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, row in result["runs"].items():
+        speed = next((f"{v:.2f}x vs {k.removeprefix('speedup_vs_')}" for k, v in row.items()
+                      if k.startswith("speedup")), "")  # fmt: skip
+        diff = next((f"{v:.1e}" for k, v in row.items() if k.startswith("relative_fid")), "")
+        lines.append(f"| {name} | {row['seconds']:.1f} s | {row['fid']:.6f} | {speed} | {diff} |")
+    return [*lines, ""]
+
+
 def render(result: dict[str, Any], source: str) -> list[str]:
+    if result.get("benchmark") == "fidelity":
+        return render_fidelity(result, source)
     m = result["machine"]
     threads = f", {m['threads']} threads" if "threads" in m else ""
     where = m.get("gpu") or f"{m['processor']} ({m['cpus']} cores{threads}, {m['cpu_capability']})"

@@ -11,6 +11,7 @@ def _seed_and_private_caches(tmp_path_factory: pytest.TempPathFactory, monkeypat
     caches = tmp_path_factory.mktemp("caches")
     monkeypatch.setenv("TORCH_HOME", str(caches / "torch"))
     monkeypatch.setenv("HF_HOME", str(caches / "hf"))
+    monkeypatch.setenv("INCEPTION_V3_CACHE", str(caches / "inception-v3"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("INCEPTION_V3_MIRROR", "http://127.0.0.1:9")  # a named download without a test server fails
     monkeypatch.delenv("HF_ENDPOINT", raising=False)

@@ -62,6 +62,14 @@ def test_fid_agrees_with_pytorch_fid(setup: dict[str, Path], monkeypatch: pytest
     # the saved statistics give the same value without recomputing A
     assert main(["fid", str(stats), str(setup["b"]), "--weights", str(setup["weights"]), "--json", "--dims", "64"]) == 0
     assert json.loads(capsys.readouterr().out)["fid"] == pytest.approx(ours, rel=1e-9)
+    # `fidelity` in pytorch-fid's convention (its fast path: batch norm folded, channels_last, workers), from
+    # images and from the saved statistics (B's features then come from the cache)
+    fidelity = ["fidelity", "--fid", "--dims", "64", "--convention", "pytorch-fid", "--weights", str(setup["weights"]),
+                "--json", "--device", "cpu"]  # fmt: skip
+    for a in (setup["a"], stats):
+        assert main([*fidelity, str(a), str(setup["b"])]) == 0
+        value = json.loads(capsys.readouterr().out)["frechet_inception_distance"]
+        assert abs(value - theirs) / theirs < 1e-3
 
 
 def test_fid_bad_input(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -175,7 +175,7 @@ def _cmd_fid(args: argparse.Namespace) -> None:
     if args.b is None and not args.save_stats:
         raise UserError("give two sources (folders or .npz), or one with --save-stats")
     sources = [s for s in (args.a, args.b) if s is not None]
-    saved = {s: read_stats(s) for s in sources if s.endswith(".npz")}  # read (and checked) before anything else
+    saved = {s: read_stats(s, "pytorch-fid", args.dims) for s in sources if s.endswith(".npz")}  # checked first
     folders = [s for s in sources if s not in saved]
     for src in folders:
         if not Path(src).is_dir():
@@ -197,6 +197,16 @@ def _cmd_fid(args: argparse.Namespace) -> None:
         raise UserError(f"the two statistics have different sizes ({len(mu1)} vs {len(mu2)}); use the same --dims")
     value = frechet_distance(mu1, s1, mu2, s2)
     print(json.dumps({"fid": value, "a": args.a, "b": args.b}) if args.json else f"FID {value:.6f}")
+
+
+def _cmd_fidelity(args: argparse.Namespace) -> None:
+    from .evaluation.fidelity import Settings, calculate_metrics, format_table
+
+    options = {k: getattr(args, k) for k in Settings.__dataclass_fields__ if getattr(args, k, None) is not None}
+    options["cache"] = not args.no_cache
+    options["show_progress"] = not args.json
+    result = calculate_metrics(args.input1, args.input2, **options)
+    print(json.dumps(result, indent=2) if args.json else format_table(result, args.convention))
 
 
 def _cmd_weights(args: argparse.Namespace) -> None:
@@ -429,6 +439,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_device_option(p)
     p.set_defaults(func=_cmd_fid)
+
+    p = sub.add_parser("fidelity", help="Inception Score, FID, KID and precision/recall of generated images, with "
+                       "torch-fidelity's, clean-fid's or pytorch-fid's numbers")  # fmt: skip
+    p.add_argument("input1", help="generated images: a folder (recursive), a .zip, fashion-mnist:train|test, or a .npz "
+                   "of statistics (FID only)")  # fmt: skip
+    p.add_argument("input2", nargs="?", help="reference images (the same kinds); needed by --fid, --kid and --prc")
+    p.add_argument("--isc", action="store_true", help="Inception Score (of INPUT1; on the logits without the fc bias)")
+    p.add_argument("--fid", action="store_true", help="Frechet Inception Distance")
+    p.add_argument("--kid", action="store_true", help="Kernel Inception Distance")
+    p.add_argument("--prc", action="store_true", help="precision, recall and F-score on Inception pool3 features "
+                   "(torch-fidelity's default network for these is VGG-16: its numbers equal ours with "
+                   "feature_extractor='inception-v3-compat')")  # fmt: skip
+    p.add_argument("--convention", default="torch-fidelity", choices=["torch-fidelity", "clean-fid", "pytorch-fid"],
+                   help="whose resize, normalization and arithmetic (default: torch-fidelity)")  # fmt: skip
+    p.add_argument("--weights", default="pytorch-fid/2015-12-05",
+                   help="the FID network: a name, URL or file (default: the tools' 2015 graph, downloaded "
+                   "once)")  # fmt: skip
+    p.add_argument("--isc-splits", type=COUNT, default=10, help="Inception Score splits (default 10)")
+    p.add_argument("--kid-subsets", type=COUNT, default=100, help="KID subsets (default 100)")
+    p.add_argument("--kid-subset-size", type=_number(int, 2), default=1000,
+                   help="images per KID subset (default 1000)")  # fmt: skip
+    p.add_argument("--kid-degree", type=COUNT, default=3, help="KID polynomial kernel degree (default 3)")
+    p.add_argument("--prc-neighborhood", type=COUNT, default=3, help="precision/recall k-th neighbour (default 3)")
+    p.add_argument("--samples-shuffle", action=argparse.BooleanOptionalAction, default=True,
+                   help="shuffle the samples before the Inception Score splits (default: on)")  # fmt: skip
+    p.add_argument("--seed", type=_number(int, 0), default=2020, help="seed of the shuffle and the KID subsets "
+                   "(default 2020, torch-fidelity's)")  # fmt: skip
+    p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="feature tap of FID, KID and "
+                   "precision/recall (default 2048: pool3)")  # fmt: skip
+    p.add_argument("--batch-size", type=COUNT, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--workers", type=_number(int, 0), default=2, help="decoding and resizing processes (default 2)")
+    p.add_argument("--num-samples", type=COUNT, help="(Python API: images to draw from a generator)")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip images that do not decode (and count them)")
+    p.add_argument("--no-cache", action="store_true", help="compute features even if they are cached")
+    p.add_argument("--json", action="store_true", help="one flat JSON object with torch-fidelity's keys")
+    _add_device_option(p)
+    p.set_defaults(func=_cmd_fidelity)
 
     p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")

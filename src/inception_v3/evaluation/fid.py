@@ -86,19 +86,26 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-def read_stats(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """The (mu, sigma) saved in a .npz statistics file."""
+def read_stats(path: str | os.PathLike[str], convention: str = "pytorch-fid", dims: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The (mu, sigma) of a .npz statistics file: ours (which record the convention and tap they were computed
+    with: both must match), pytorch-fid's or clean-fid's (`mu` and `sigma`: the size must match `dims`)."""
     if not Path(path).is_file():
         raise UserError(f"statistics file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as data:
             mu, sigma = data["mu"], data["sigma"]
+            made = str(data["convention"]) if "convention" in data else None
     except KeyError:
         raise UserError(f"{path} has no 'mu' and 'sigma' arrays; it is not a statistics file") from None
     except Exception as exc:  # numpy and zipfile raise several types for a damaged file
         raise UserError(f"{path} is not a statistics file ({type(exc).__name__})") from None
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise UserError(f"{path} is not a statistics file: mu {mu.shape}, sigma {sigma.shape}")
+    if (made is not None and made != convention) or (dims is not None and len(mu) != dims):
+        raise UserError(f"{path} holds statistics of {len(mu)}-d features ({made or 'convention not recorded'}); "
+                        f"asked for {dims}-d with --convention {convention}: recompute them or pass the matching "
+                        f"--dims and --convention")  # fmt: skip
     return mu, sigma
 
 
@@ -109,5 +116,7 @@ def stats_for(source: str, model: Inception3, batch_size: int, dims: int = 2048)
     return statistics(activations(model, source, batch_size, dims))
 
 
-def save_stats(mu: np.ndarray, sigma: np.ndarray, path: str | os.PathLike[str]) -> None:
-    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), mu=mu, sigma=sigma))  # noqa: SIM115
+def save_stats(mu: np.ndarray, sigma: np.ndarray, path: str | os.PathLike[str], convention: str = "pytorch-fid"
+               ) -> None:  # fmt: skip
+    """`mu` and `sigma` (the keys pytorch-fid and clean-fid read) and the convention they were computed with."""
+    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), mu=mu, sigma=sigma, convention=convention))  # noqa: SIM115

@@ -1,0 +1,88 @@
+"""The scoring tools' conventions: how each turns a decoded image into the FID network's input, and the
+dtypes and random streams each one's metrics use. Given the same network and images, a convention's
+numbers equal its tool's.
+
+- pytorch-fid: RGB scaled to [0, 1], `F.interpolate` bilinear (align_corners=False) to 299, then 2x - 1.
+- torch-fidelity: uint8 RGB, TensorFlow 1's bilinear resize in float32 (source pixel = output pixel x
+  in/out, no half-pixel offset), then (x - 128) / 128.
+- clean-fid ("clean" mode): each channel as a float32 PIL image, PIL bicubic (antialiased) to 299,
+  clipped to [0, 255], no quantization, then (x - 128) / 128.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from ..errors import UserError
+
+SIZE = 299
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A tool's preprocessing and the numerical choices of its metrics."""
+
+    name: str
+    fid_trace: str  # "sqrtm": scipy's matrix square root; "eig": the sum of the product's eigenvalues' roots
+    mean_dtype: str  # the dtype of the feature mean (the tools differ: float64 or float32)
+    kid_style: str  # whose KID arithmetic: "torch-fidelity" or "clean-fid" (pytorch-fid has no KID)
+
+    def prepare(self, image: np.ndarray) -> Tensor:
+        """An H x W x 3 uint8 RGB image -> the network's 3 x 299 x 299 float32 input."""
+        if self.name == "pytorch-fid":
+            x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+            x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+            return (2 * x - 1)[0]
+        if self.name == "torch-fidelity":
+            x = torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.float32)
+            return ((tf1_bilinear(x, SIZE) - 128) / 128)[0]
+        x = torch.from_numpy(clean_resize(image)).permute(2, 0, 1)
+        return (x - 128) / 128
+
+
+CONVENTIONS = {
+    "pytorch-fid": Convention("pytorch-fid", "sqrtm", "float64", "torch-fidelity"),
+    "torch-fidelity": Convention("torch-fidelity", "eig", "float32", "torch-fidelity"),
+    "clean-fid": Convention("clean-fid", "sqrtm", "float32", "clean-fid"),
+}
+
+
+def get_convention(name: str) -> Convention:
+    if name not in CONVENTIONS:
+        raise UserError(f"unknown convention {name!r}; valid values: {', '.join(CONVENTIONS)}")
+    return CONVENTIONS[name]
+
+
+def tf1_bilinear(x: Tensor, size: int) -> Tensor:
+    """TensorFlow 1's `resize_bilinear` (align_corners=False) of N x C x H x W float32 images to size x size:
+    source coordinate = output coordinate x (in / out), neighbours floor and floor + 1 (clamped), linear
+    weights, along x first, then along y."""
+    h, w = x.shape[-2:]
+
+    def axis(n_in: int) -> tuple[Tensor, Tensor, Tensor]:
+        src = torch.arange(size, dtype=torch.float32, device=x.device) * torch.tensor(n_in / size, dtype=torch.float32)
+        lo = src.long()
+        return lo, (lo + 1).clamp_max(n_in - 1), src - lo.float()
+
+    ylo, yhi, dy = axis(h)
+    xlo, xhi, dx = axis(w)
+    top, bottom = x[:, :, ylo, :], x[:, :, yhi, :]
+    row0 = top[:, :, :, xlo] + (top[:, :, :, xhi] - top[:, :, :, xlo]) * dx.view(1, 1, 1, size)
+    row1 = bottom[:, :, :, xlo] + (bottom[:, :, :, xhi] - bottom[:, :, :, xlo]) * dx.view(1, 1, 1, size)
+    return row0 + (row1 - row0) * dy.view(1, 1, size, 1)
+
+
+def clean_resize(image: np.ndarray) -> np.ndarray:
+    """clean-fid's resize: each channel as a float32 ("F") PIL image, bicubic to 299 x 299, clipped to
+    [0, 255]; H x W x 3 float32 out."""
+    channels = []
+    for c in range(image.shape[2]):
+        plane = Image.fromarray(image[:, :, c].astype(np.float32))  # mode "F"
+        channels.append(np.asarray(plane.resize((SIZE, SIZE), resample=Image.BICUBIC)).clip(0, 255))
+    return np.stack(channels, axis=2).astype(np.float32)

@@ -1,0 +1,113 @@
+"""The scores generative models are judged by, computed from Inception features as the reference tools
+compute them: Inception Score, Frechet Inception Distance, Kernel Inception Distance, precision/recall.
+
+Each function follows one tool's arithmetic exactly (dtypes, random streams, estimators); which one is a
+`Convention` (conventions.py): equal inputs give the tool's numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .conventions import Convention
+from .fid import frechet_distance
+
+
+def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True, seed: int = 2020
+                    ) -> tuple[float, float]:  # fmt: skip
+    """IS = exp(E_x KL(p(y|x) || p(y))) per split of the (optionally shuffled) samples, in float64; the
+    mean and (population) standard deviation over the splits. `logits`: N x classes, without the fc bias
+    (torch-fidelity's `logits_unbiased`)."""
+    n = len(logits)
+    if n < splits:
+        raise UserError(f"the Inception Score needs at least --isc-splits ({splits}) images, got {n}")
+    x = torch.from_numpy(logits)
+    if shuffle:
+        x = x[np.random.RandomState(seed).permutation(n)]
+    x = x.double()
+    p, log_p = x.softmax(1), x.log_softmax(1)
+    scores = []
+    for i in range(splits):
+        part, log_part = p[i * n // splits : (i + 1) * n // splits], log_p[i * n // splits : (i + 1) * n // splits]
+        q = part.mean(0, keepdim=True)
+        scores.append((part * (log_part - q.log())).sum(1).mean().exp().item())
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def statistics(features: np.ndarray, convention: Convention) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (in the convention's dtype) and covariance (float64, N - 1) of N x D float32 features."""
+    mu = np.mean(features.astype(convention.mean_dtype), axis=0)
+    return mu, np.cov(features, rowvar=False)
+
+
+def fid_from_statistics(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                        convention: Convention) -> float:  # fmt: skip
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); the trace of the root by scipy's sqrtm (pytorch-fid,
+    clean-fid) or as the sum of the roots of the product's eigenvalues (torch-fidelity)."""
+    if mu1.shape != mu2.shape:
+        raise UserError(f"the two inputs' features have different sizes ({len(mu1)} vs {len(mu2)}); use one tap")
+    if convention.fid_trace == "sqrtm":
+        return frechet_distance(mu1, sigma1, mu2, sigma2)
+    diff = mu1 - mu2
+    tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(sigma1.dot(sigma2)).astype("complex128")).real)
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, convention: Convention, subsets: int = 100,
+                              subset_size: int = 1000, degree: int = 3, seed: int = 2020
+                              ) -> tuple[float, float]:  # fmt: skip
+    """KID: the unbiased MMD^2 with the kernel (x.y / dim + 1)^degree, in float32, averaged over `subsets`
+    random subsets of `subset_size` from each input (drawn without replacement from one stream seeded with
+    `seed`); mean and (population) standard deviation over the subsets. torch-fidelity draws from input 1
+    first and sums per kernel; clean-fid draws from input 2 first, sums the two within-set kernels together
+    and accumulates the mean in float32: each convention does as its tool does."""
+    n1, n2 = len(f1), len(f2)
+    if min(n1, n2) < subset_size:
+        raise UserError(f"KID subsets of {subset_size} images need that many in each input, but they have {n1} "
+                        f"and {n2}; lower --kid-subset-size to at most {min(n1, n2)}")  # fmt: skip
+    rng = np.random.RandomState(seed)
+    m, dim = subset_size, f1.shape[1]
+    mmds, total = np.zeros(subsets), np.float32(0)
+    for i in range(subsets):
+        if convention.kid_style == "torch-fidelity":
+            x = f1[rng.choice(n1, m, replace=False)]
+            y = f2[rng.choice(n2, m, replace=False)]
+            k_xx, k_yy, k_xy = ((np.matmul(a, b.T) * (1.0 / dim) + 1) ** degree for a, b in ((x, x), (y, y), (x, y)))
+            within = (k_xx.sum(axis=1) - np.diagonal(k_xx)).sum() + (k_yy.sum(axis=1) - np.diagonal(k_yy)).sum()
+            mmds[i] = within / (m * (m - 1)) - 2 * k_xy.sum(axis=0).sum() / (m * m)
+        else:
+            x = f2[rng.choice(n2, m, replace=False)]
+            y = f1[rng.choice(n1, m, replace=False)]
+            a = (x @ x.T / dim + 1) ** degree + (y @ y.T / dim + 1) ** degree
+            b = (x @ y.T / dim + 1) ** degree
+            term = (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
+            total += term
+            mmds[i] = term / m
+    if convention.kid_style == "clean-fid":
+        return float(total / subsets / m), float(np.std(mmds))
+    return float(np.mean(mmds)), float(np.std(mmds))
+
+
+def precision_recall(f1: np.ndarray, f2: np.ndarray, neighborhood: int = 3, block: int = 10000
+                     ) -> tuple[float, float, float]:  # fmt: skip
+    """Improved precision and recall (Kynkaanniemi et al., 2019), as torch-fidelity computes them: input 1 is
+    the generated set, input 2 the real one; a sample lies in a set's manifold if it is within some member's
+    distance to its `neighborhood`-th nearest neighbour. Returns precision, recall and their F-score."""
+    if min(len(f1), len(f2)) <= neighborhood:
+        raise UserError(f"precision/recall with --prc-neighborhood {neighborhood} needs more than {neighborhood} "
+                        f"images in each input, got {len(f1)} and {len(f2)}")  # fmt: skip
+    a, b = torch.from_numpy(f1), torch.from_numpy(f2)
+    radius_1 = _distances(a, a, block).kthvalue(neighborhood + 1).values
+    radius_2 = _distances(b, b, block).kthvalue(neighborhood + 1).values
+    d21 = _distances(b, a, block)
+    recall = (d21 <= radius_1).any(dim=1).float().mean().item()
+    d12 = d21.T
+    precision = (d12 <= radius_2).any(dim=1).float().mean().item()
+    return precision, recall, 2 * precision * recall / max(1e-5, precision + recall)
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor, block: int) -> torch.Tensor:
+    """Pairwise Euclidean distances (torch.cdist), in blocks of `block` rows and columns."""
+    return torch.cat([torch.cat([torch.cdist(x, y) for y in b.split(block)], 1) for x in a.split(block)])

@@ -1,0 +1,152 @@
+"""`inception-v3 fidelity`: IS, FID, KID and precision/recall equal to torch-fidelity's and clean-fid's own
+numbers given one network file (random weights with realistic batch-norm statistics, the full 299x299
+FID graph) and the same images (PNG and JPEG, 52x40: neither square nor 299); the inputs and bad inputs."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import realistic_bn
+from inception_v3 import create_model
+from inception_v3.cli import main
+from inception_v3.evaluation.features import pooled_taps
+from inception_v3.evaluation.fid import save_stats
+from inception_v3.evaluation.fidelity import cache_dir, calculate_metrics
+from inception_v3.evaluation.image_sources import open_source
+
+N = 72  # per input: more than the 64-d tap, so FID's covariances have full rank
+
+
+def image(rng: np.random.Generator, shift: int) -> np.ndarray:
+    """A smooth, image-like 52 x 40 RGB picture (gradients, a blob, noise)."""
+    yy, xx = np.mgrid[0:40, 0:52]
+    base = rng.uniform(0, 255, 3)[None, None] * (xx[..., None] / 52) + rng.uniform(0, 120, 3)[None, None]
+    blob = 90 * np.exp(-((xx - rng.uniform(0, 52)) ** 2 + (yy - rng.uniform(0, 40)) ** 2) / 80.0)[..., None]
+    return np.clip(base + blob + rng.normal(0, 12, (40, 52, 3)) + shift, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fidelity")
+    torch.manual_seed(0)
+    model = realistic_bn(create_model("inception_v3_fid"), 299)
+    with torch.no_grad():  # logits of a trained network's size (a few units), not a random layer's hundreds
+        model.fc.weight.mul_(0.01)
+    weights = root / "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's layout, which torch-fidelity also reads
+    torch.save(model.state_dict(), weights)
+    rng = np.random.default_rng(0)
+    for name, shift, n in (("a", 0, N), ("b", 40, N), ("small", 0, 12)):
+        (root / name).mkdir()
+        for i in range(n):
+            suffix = "jpg" if i % 3 == 0 else "png"
+            Image.fromarray(image(rng, shift)).save(root / name / f"{i:03d}.{suffix}", quality=95)
+    return {"root": root, "weights": weights, "a": root / "a", "b": root / "b", "small": root / "small"}
+
+
+def ours(setup: dict[str, Path], convention: str, **kw: object) -> dict[str, float]:
+    return calculate_metrics(str(setup["a"]), str(setup["b"]), convention=convention, weights=str(setup["weights"]),
+                             dims=64, kid_subset_size=50, workers=0, device="cpu", cache=False, show_progress=False,
+                             **kw)  # fmt: skip
+
+
+def test_torch_fidelity_convention_equals_torch_fidelity(setup: dict[str, Path]) -> None:
+    import torch_fidelity
+
+    theirs = torch_fidelity.calculate_metrics(
+        input1=str(setup["a"]), input2=str(setup["b"]), cuda=False, isc=True, fid=True, kid=True, prc=True,
+        feature_extractor="inception-v3-compat", feature_extractor_weights_path=str(setup["weights"]),
+        feature_layer_fid="64", feature_layer_kid="64", feature_layer_prc="64", kid_subset_size=50, verbose=False,
+        cache=False, batch_size=36,
+    )  # fmt: skip
+    mine = ours(setup, "torch-fidelity", isc=True, fid=True, kid=True, prc=True)
+    assert set(mine) == set(theirs)
+    for key in ("inception_score_mean", "inception_score_std", "frechet_inception_distance",
+                "kernel_inception_distance_mean", "kernel_inception_distance_std"):  # fmt: skip
+        assert mine[key] == pytest.approx(theirs[key], rel=1e-3), key
+    assert (mine["precision"], mine["recall"], mine["f_score"]) == (theirs["precision"], theirs["recall"],
+                                                                    theirs["f_score"])  # fmt: skip
+    assert 0 < mine["precision"] < 1 or 0 < mine["recall"] < 1  # not a degenerate comparison
+
+
+def test_clean_fid_convention_equals_clean_fid(setup: dict[str, Path]) -> None:
+    from cleanfid import fid as cleanfid
+
+    model = create_model("inception_v3_fid")
+    model.load_state_dict(torch.load(setup["weights"], weights_only=True))
+    model.eval()
+
+    class Extractor(torch.nn.Module):  # clean-fid hands over 0..255 floats at 299x299; its network does (x-128)/128
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return pooled_taps(model, (x - 128) / 128, [64])[64]
+
+    def features(folder: Path) -> np.ndarray:
+        return cleanfid.get_folder_features(str(folder), Extractor(), num_workers=0, batch_size=36,
+                                            device=torch.device("cpu"), mode="clean", verbose=False)  # fmt: skip
+
+    fa, fb = features(setup["a"]), features(setup["b"])
+    theirs_fid = cleanfid.frechet_distance(np.mean(fa, axis=0), np.cov(fa, rowvar=False), np.mean(fb, axis=0),
+                                           np.cov(fb, rowvar=False))  # fmt: skip
+    np.random.seed(7)  # clean-fid draws its KID subsets from numpy's global generator
+    theirs_kid = cleanfid.kernel_distance(fa, fb, num_subsets=100, max_subset_size=50)
+    mine = ours(setup, "clean-fid", fid=True, kid=True, seed=7)
+    assert mine["frechet_inception_distance"] == pytest.approx(float(theirs_fid), rel=1e-3)
+    assert mine["kernel_inception_distance_mean"] == pytest.approx(theirs_kid, rel=1e-3)
+
+
+def test_inputs_zip_generator_tensors_and_the_cache(setup: dict[str, Path], tmp_path: Path) -> None:
+    common = {"isc": True, "isc_splits": 4, "weights": str(setup["weights"]), "workers": 0, "device": "cpu",
+              "show_progress": False}  # fmt: skip
+    folder = calculate_metrics(str(setup["small"]), **common)
+    assert len(list(cache_dir().glob("*.npz"))) >= 1  # the folder's features were cached
+    assert calculate_metrics(str(setup["small"]), **common) == folder  # from the cache
+    archive = tmp_path / "small.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(setup["small"].iterdir()):
+            zf.write(p, f"imgs/{p.name}")
+    assert calculate_metrics(str(archive), **common, cache=False) == folder
+    # the same pixels from Python: a uint8 tensor, and a generator called for batches
+    source = open_source(str(setup["small"]))
+    pixels = torch.stack([torch.from_numpy(source.read(i)).permute(2, 0, 1) for i in range(source.count)])
+    assert calculate_metrics(pixels, **common) == folder
+    drawn = iter(pixels.split(5))
+    assert calculate_metrics(lambda n: next(drawn)[:n], num_samples=12, batch_size=5, **common) == folder
+    fm = open_source("fashion-mnist:test")  # Fashion-MNIST by name as a reference set
+    assert fm.count == 10000 and fm.read(0).shape == (28, 28, 3)
+
+
+def test_bad_inputs_one_line_each(setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                  ) -> None:  # fmt: skip
+    w = ["--weights", str(setup["weights"]), "--device", "cpu", "--workers", "0"]
+    small, empty = str(setup["small"]), tmp_path / "empty"
+    empty.mkdir()
+    stats = tmp_path / "stats.npz"
+    save_stats(np.zeros(64), np.eye(64), stats, "pytorch-fid")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in sorted(setup["small"].iterdir()):
+        (bad / p.name).write_bytes(p.read_bytes())
+    (bad / "broken.png").write_bytes(b"not a png")
+    cases = [
+        (["fidelity", small, small, "--kid", *w], "lower --kid-subset-size to at most 12"),
+        (["fidelity", str(empty), small, "--fid", *w], "holds no images"),
+        (["fidelity", small, small, "--fid", *w], "needs more than 2048 images for a full-rank covariance"),
+        (["fidelity", str(stats), small, "--fid", "--dims", "64", *w], "--convention torch-fidelity"),
+        (["fidelity", str(stats), small, "--fid", "--dims", "768", "--convention", "pytorch-fid", *w], "asked for 768"),
+        (["fidelity", small, "--fid", *w], "compare two inputs"),
+        (["fidelity", small, *w], "ask for at least one metric"),
+        (["fidelity", str(bad), "--isc", "--isc-splits", "2", *w], "cannot decode image"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        lines = [line for line in err.replace("\r", "\n").splitlines() if "error" in line]  # not the progress bar
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, (args, err)
+    assert main(["fidelity", str(bad), "--isc", "--isc-splits", "2", "--skip-bad-images", "--json", *w]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped 1 unreadable image(s)" in err and "broken.png" in err
+    assert json.loads(out)["inception_score_mean"] > 1
