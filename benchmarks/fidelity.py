@@ -3,7 +3,9 @@ against `inception-v3 fidelity` in each one's convention, on the same PNGs with 
 (random weights with realistic batch-norm statistics: the real file cannot be downloaded here; the work
 is the same). Wall time per process (startup included) and the FID each one prints.
 
-`python -m benchmarks.fidelity [--images 200] [--dims 2048]` -> benchmarks/results/fidelity-<device>.json
+`python -m benchmarks.fidelity [--images 800] [--dims 768]` -> benchmarks/results/fidelity-<device>.json (FID
+needs more images than feature dimensions for a full-rank covariance: 800 per input at the 768-d tap, which
+runs the network through Mixed_6e)
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fidelity", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=200, help="PNGs per input (default 200)")
-    parser.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048])
+    parser.add_argument("--images", type=int, default=800, help="PNGs per input (default 800)")
+    parser.add_argument("--dims", type=int, default=768, choices=[64, 192, 768, 2048])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--out", help="JSON to write (default: benchmarks/results/fidelity-<device>.json)")

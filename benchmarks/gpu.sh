@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 out="${1:-benchmarks/results}"
 export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python3 -c "import torch, torchvision, timm; assert torch.cuda.is_available(), 'no CUDA device'" || exit 2
-timeout 190 python3 -m benchmarks.run --profile gpu --device cuda --out "$out/gpu-cuda.json" \
-    || echo "benchmarks/gpu.sh: the model benchmark stopped at its 190 s limit; the rows measured so far are kept"
+timeout 190 python3 -m benchmarks.run --profile gpu --device cuda --out "$out/gpu-cuda.json"
+rc=$?
+if [ $rc -eq 124 ]; then echo "benchmarks/gpu.sh: the model benchmark stopped at its 190 s limit; the rows measured so far are kept"
+elif [ $rc -ne 0 ]; then echo "benchmarks/gpu.sh: the model benchmark failed (exit $rc)"; fi
 timeout 30 python3 -c "
 import json, sys
 from benchmarks.gpu_data import measure_gpu_data

@@ -200,6 +200,14 @@ def main() -> int:
         assert abs(value[DEVICE] - value["cpu"]) <= 1e-2 * abs(value["cpu"]), value
         return f"FID {DEVICE} {value[DEVICE]:.4f} / cpu {value['cpu']:.4f}"
 
+    def fidelity() -> str:  # IS, FID, KID and precision/recall with the resize on the GPU, against the CPU
+        args = [str(train_dir), str(data / "val"), "--isc", "--fid", "--kid", "--prc", "--dims", "64",
+                "--kid-subset-size", "100", "--weights", str(tmp / "fid-net"), "--no-cache", "--json"]  # fmt: skip
+        r = {d: json.loads(cli("fidelity", *args, "--device", d).stdout) for d in (DEVICE, "cpu")}
+        for key, value in r["cpu"].items():
+            assert abs(r[DEVICE][key] - value) <= 1e-3 * abs(value) + 1e-9, (key, r[DEVICE][key], value)
+        return f"{len(r['cpu'])} scores within 1e-3 of the CPU's (IS {r[DEVICE]['inception_score_mean']:.4f})"
+
     def export() -> str:
         x = torch.randn(4, 3, 79, 79)
         from inception_v3 import load_pretrained
@@ -243,6 +251,7 @@ def main() -> int:
     checks.run("predict --device cuda", predict)
     checks.run("features --device cuda", features)
     checks.run("fid --device cuda", fid)
+    checks.run("fidelity --device cuda (resize on the GPU)", fidelity)
     checks.run("export, served on cuda", export)
     checks.run("fast path on cuda (Python API)", fast_path)
     passed = sum(r["ok"] for r in checks.results)

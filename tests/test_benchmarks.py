@@ -70,3 +70,14 @@ def test_matmul_peak_holds_one_product_however_many_repetitions() -> None:
         result = peak.matmul_peak(torch.device("cpu"), torch.float32, sizes=(64,), seconds=0.05)
     assert result["flops"] > 0 and result["tf32"] is False
     assert products.most <= 1
+
+
+def test_fidelity_results_render_with_their_speedups() -> None:
+    """The committed whole-process FID benchmark renders, and its ratios follow from its wall times."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fidelity-cpu.json"
+    result = json.loads(path.read_text())
+    runs = result["runs"]
+    mine = runs["ours (pytorch-fid convention)"]
+    assert mine["speedup_vs_pytorch-fid"] == pytest.approx(runs["pytorch-fid"]["seconds"] / mine["seconds"])
+    text = "\n".join(table.render(result, str(path)))
+    assert "FID as whole processes" in text and "vs torch-fidelity" in text

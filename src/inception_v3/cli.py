@@ -167,7 +167,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_fid(args: argparse.Namespace) -> None:
-    from .evaluation.fid import frechet_distance, load_fid_network, read_stats, save_stats, stats_for
+    from .evaluation.fid import load_fid_network, read_stats, save_stats, stats_for
+    from .evaluation.scores import frechet_distance
     from .utils.devices import resolve_device
 
     if args.save_stats and Path(args.save_stats).exists():
@@ -470,7 +471,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "precision/recall (default 2048: pool3)")  # fmt: skip
     p.add_argument("--batch-size", type=COUNT, default=64, help="images per forward pass (default 64)")
     p.add_argument("--workers", type=_number(int, 0), default=2, help="decoding and resizing processes (default 2)")
-    p.add_argument("--num-samples", type=COUNT, help="(Python API: images to draw from a generator)")
     p.add_argument("--skip-bad-images", action="store_true", help="skip images that do not decode (and count them)")
     p.add_argument("--no-cache", action="store_true", help="compute features even if they are cached")
     p.add_argument("--json", action="store_true", help="one flat JSON object with torch-fidelity's keys")

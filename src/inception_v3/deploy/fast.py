@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.inception import Inception3
+from ..utils.devices import model_device
 from .fusion import fold_batchnorm
 
 
@@ -21,15 +22,15 @@ class FastInference(nn.Module):
     """An eval-only model that takes fp32 NCHW tensors like the original, on any device (moved to the
     network's), and returns fp32 logits on the network's device."""
 
-    def __init__(self, model: Inception3, dtype: torch.dtype, channels_last: bool, device: torch.device) -> None:
+    def __init__(self, model: Inception3, dtype: torch.dtype, channels_last: bool) -> None:
         super().__init__()
-        self.model, self.dtype, self.channels_last, self.device = model, dtype, channels_last, device
+        self.model, self.dtype, self.channels_last = model, dtype, channels_last
         self.config = model.config
 
     def forward(self, x: Tensor) -> Tensor:
         self.model.check_input(x, self.model.min_size)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        x = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=fmt)
+        x = x.to(model_device(self.model), self.dtype, non_blocking=True).contiguous(memory_format=fmt)
         return self.model(x).float()  # N x num_classes
 
 
@@ -43,4 +44,4 @@ def fast_inference(model: Inception3, device: torch.device | str = "cpu", bf16: 
     net = fold_batchnorm(model).to(device=device, dtype=dtype)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return FastInference(net, dtype, channels_last, device).eval()
+    return FastInference(net, dtype, channels_last).eval()

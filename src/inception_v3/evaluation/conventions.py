@@ -33,16 +33,21 @@ class Convention:
     mean_dtype: str  # the dtype of the feature mean (the tools differ: float64 or float32)
     kid_style: str  # whose KID arithmetic: "torch-fidelity" or "clean-fid" (pytorch-fid has no KID)
 
-    def prepare(self, image: np.ndarray) -> Tensor:
-        """An H x W x 3 uint8 RGB image -> the network's 3 x 299 x 299 float32 input."""
+    @property
+    def resizes_on_device(self) -> bool:
+        """Whether the resize is tensor arithmetic (runs where the image is: on a GPU too); clean-fid's is PIL."""
+        return self.name != "clean-fid"
+
+    def prepare(self, image: Tensor) -> Tensor:
+        """An H x W x 3 uint8 RGB image (on any device) -> the network's 3 x 299 x 299 float32 input there."""
         if self.name == "pytorch-fid":
-            x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+            x = image.permute(2, 0, 1)[None].float() / 255.0
             x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
             return (2 * x - 1)[0]
         if self.name == "torch-fidelity":
-            x = torch.from_numpy(image).permute(2, 0, 1)[None].to(torch.float32)
+            x = image.permute(2, 0, 1)[None].to(torch.float32)
             return ((tf1_bilinear(x, SIZE) - 128) / 128)[0]
-        x = torch.from_numpy(clean_resize(image)).permute(2, 0, 1)
+        x = torch.from_numpy(clean_resize(image.cpu().numpy())).permute(2, 0, 1).to(image.device)
         return (x - 128) / 128
 
 

@@ -9,18 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.image_io import is_image_file, read_image
 from ..errors import UserError
 from ..interop.loading import LoadReport
 from ..interop.pretrained import load_pretrained
 from ..models.inception import Inception3
 from ..utils.devices import model_device
 from ..utils.io import atomic_write
+from .conventions import CONVENTIONS
 from .features import TAPS, pooled_taps
+from .image_sources import folder_source
+from .scores import statistics
 
 FID_WEIGHTS = "pytorch-fid/2015-12-05"
 
@@ -45,45 +46,18 @@ def features(model: Inception3, x: Tensor, dims: int = 2048) -> Tensor:
 @torch.no_grad()
 def activations(model: Inception3, folder: str | os.PathLike[str], batch_size: int = 50, dims: int = 2048,
                 show_progress: bool = True) -> np.ndarray:  # fmt: skip
-    """Features (N x dims) of every image in `folder`, in sorted file order, computed on `model`'s device."""
-    paths = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
-    if len(paths) < 2:
-        raise UserError(f"{folder} holds {len(paths)} image(s); FID needs at least 2")
-    device = model_device(model)
+    """Features (N x dims) of every image in `folder` (recursive, sorted), decoded and resized as pytorch-fid
+    does (`CONVENTIONS["pytorch-fid"]`), computed on `model`'s device; float64 as pytorch-fid keeps them."""
+    source = folder_source(Path(folder))
+    if source.count < 2:
+        raise UserError(f"{folder} holds {source.count} image(s); FID needs at least 2")
+    convention, device = CONVENTIONS["pytorch-fid"], model_device(model)
     feats = []
-    for i in tqdm(range(0, len(paths), batch_size), desc=f"features {folder}", disable=not show_progress):
-        batch = []
-        for path in paths[i : i + batch_size]:
-            img = read_image(path)
-            img = img.expand(3, -1, -1) if img.shape[0] == 1 else img
-            x = F.interpolate(img[None].float() / 255.0, size=(299, 299), mode="bilinear", align_corners=False)
-            batch.append(x)
-        x = torch.cat(batch).to(device) * 2 - 1
+    for i in tqdm(range(0, source.count, batch_size), desc=f"features {folder}", disable=not show_progress):
+        images = [torch.from_numpy(source.read(k)) for k in range(i, min(i + batch_size, source.count))]
+        x = torch.stack([convention.prepare(im) for im in images]).to(device)
         feats.append(features(model, x, dims).cpu().numpy())
     return np.concatenate(feats).astype(np.float64)
-
-
-def statistics(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return acts.mean(axis=0), np.cov(acts, rowvar=False)
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:  # fmt: skip
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); a tiny diagonal offset if the product is singular."""
-    try:
-        from scipy import linalg
-    except ImportError:
-        raise UserError("FID needs scipy: pip install 'inception-v3[fid]'") from None
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(sigma1)) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise UserError(f"the covariance square root has an imaginary part {np.abs(covmean.imag).max():.3g}")
-        covmean = covmean.real
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
 def read_stats(path: str | os.PathLike[str], convention: str = "pytorch-fid", dims: int | None = None
@@ -113,7 +87,7 @@ def stats_for(source: str, model: Inception3, batch_size: int, dims: int = 2048)
     """Statistics of a folder of images."""
     if not Path(source).is_dir():
         raise UserError(f"{source} is neither a folder of images nor a .npz statistics file")
-    return statistics(activations(model, source, batch_size, dims))
+    return statistics(activations(model, source, batch_size, dims), CONVENTIONS["pytorch-fid"])
 
 
 def save_stats(mu: np.ndarray, sigma: np.ndarray, path: str | os.PathLike[str], convention: str = "pytorch-fid"

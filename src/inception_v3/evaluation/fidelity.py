@@ -72,38 +72,38 @@ def cache_dir() -> Path:
 
 
 class _Prepared(Dataset):
-    """Image i of a source, decoded and turned into the network's input by the convention (in a worker);
-    an image that does not decode comes back as its error line, for the main process to decide."""
+    """Image i of a source, decoded (and, unless the resize runs on the GPU, prepared by the convention) in a
+    worker; an image that does not decode comes back as its error line, for the main process to decide."""
 
-    def __init__(self, source: ImageSource, convention: Convention) -> None:
-        self.source, self.convention = source, convention
+    def __init__(self, source: ImageSource, convention: Convention, prepare: bool) -> None:
+        self.source, self.convention, self.prepare = source, convention, prepare
 
     def __len__(self) -> int:
         return self.source.count
 
     def __getitem__(self, i: int) -> tuple[Tensor | None, str | None]:
         try:
-            return self.convention.prepare(self.source.read(i)), None
+            image = torch.from_numpy(self.source.read(i))
         except UserError as exc:
             return None, str(exc)
+        return (self.convention.prepare(image) if self.prepare else image), None
 
 
-def _collate(items: list[tuple[Tensor | None, str | None]]) -> tuple[Tensor | None, list[str]]:
-    good = [x for x, _ in items if x is not None]
-    return (torch.stack(good) if good else None), [bad for _, bad in items if bad is not None]
+def _collate(items: list[tuple[Tensor | None, str | None]]) -> tuple[list[Tensor], list[str]]:
+    return [x for x, _ in items if x is not None], [bad for _, bad in items if bad is not None]
 
 
-def _stream_batches(source: ImageSource, convention: Convention, batch_size: int
-                    ) -> Iterator[tuple[Tensor | None, list[str]]]:  # fmt: skip
+def _stream_batches(source: ImageSource, batch_size: int) -> Iterator[tuple[list[Tensor], list[str]]]:
+    """Batches of a streamed source's images (uint8 H x W x 3 tensors), as they come."""
     assert source.stream is not None
     batch: list[Tensor] = []
     for image in source.stream():
-        batch.append(convention.prepare(image))
+        batch.append(torch.from_numpy(image))
         if len(batch) == batch_size:
-            yield torch.stack(batch), []
+            yield batch, []
             batch = []
     if batch:
-        yield torch.stack(batch), []
+        yield batch, []
 
 
 def feature_network(weights: str, device: torch.device) -> tuple[Inception3, str]:
@@ -125,30 +125,39 @@ def extract(source: ImageSource, net: Inception3, weights_id: str, convention: C
     float32, from the cache when this (input, convention, weights, taps) was computed before."""
     key = None
     if s.cache and source.fingerprint is not None:
-        ident = json.dumps([source.fingerprint, convention.name, weights_id, sorted(taps), s.skip_bad_images])
+        on_gpu = device.type == "cuda" and convention.resizes_on_device  # the resize's device can move a last bit
+        ident = json.dumps([source.fingerprint, convention.name, weights_id, sorted(taps), s.skip_bad_images, on_gpu])
         key = cache_dir() / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.npz"
         if key.is_file():
             with np.load(key, allow_pickle=False) as cached:
                 return {t: cached[t] for t in taps}
     dims = sorted({int(t) for t in taps if t != LOGITS} | ({2048} if LOGITS in taps else set()))
-    if source.stream is not None:  # tensors and generators: prepared here, batch by batch
-        loader: Iterable[tuple[Tensor | None, list[str]]] = _stream_batches(source, convention, s.batch_size)
-    else:  # files: decoded and resized in worker processes
-        loader = DataLoader(_Prepared(source, convention), batch_size=s.batch_size, num_workers=s.workers,
-                            collate_fn=_collate, pin_memory=device.type == "cuda")  # fmt: skip
+    # files are decoded in worker processes, and resized there too unless the GPU does it (where it can)
+    on_device = device.type == "cuda" and convention.resizes_on_device
+    loader: Iterable[tuple[list[Tensor], list[str]]]
+    if source.stream is not None:  # tensors and generators: in order, batch by batch
+        loader = _stream_batches(source, s.batch_size)
+    else:
+        loader = DataLoader(_Prepared(source, convention, prepare=not on_device), batch_size=s.batch_size,
+                            num_workers=s.workers, collate_fn=_collate)  # fmt: skip
+    prepared_in_loader = source.stream is None and not on_device
     out: dict[str, list[np.ndarray]] = {t: [] for t in taps}
     bad: list[str] = []
     with tqdm(
         total=source.count or None, desc=f"features {source.name}", unit="img", disable=not s.show_progress
     ) as bar:
-        for x, skipped in loader:
+        for images, skipped in loader:
             if skipped and not s.skip_bad_images:
-                raise UserError(skipped[0])
+                raise UserError(f"{skipped[0]}, or pass --skip-bad-images")
             bad += skipped
-            bar.update((0 if x is None else len(x)) + len(skipped))
-            if x is None:
+            bar.update(len(images) + len(skipped))
+            if not images:
                 continue
-            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            if prepared_in_loader:
+                x = torch.stack(images).to(device)
+            else:
+                x = torch.stack([convention.prepare(im.to(device, non_blocking=True)) for im in images])
+            x = x.contiguous(memory_format=torch.channels_last)
             pooled = pooled_taps(net, x, dims)
             for t in taps:
                 value = pooled[2048].mm(net.fc.weight.T) if t == LOGITS else pooled[int(t)]
@@ -186,8 +195,13 @@ def calculate_metrics(input1: Any, input2: Any = None, **options: Any) -> dict[s
     check_counts(s, sources)
     taps = ([LOGITS] if s.isc else []) + ([str(s.dims)] if s.fid or s.kid or s.prc else [])
     net, weights_id = feature_network(s.weights, device) if any(sources) else (None, "")
-    feats = [None if src is None else extract(src, net, weights_id, convention, taps, s, device)  # type: ignore[arg-type]
-             for src in sources]  # fmt: skip
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # full fp32 convolutions on GPUs: TF32 (PyTorch's default) moves scores
+    try:
+        feats = [None if src is None else extract(src, net, weights_id, convention, taps, s, device)  # type: ignore[arg-type]
+                 for src in sources]  # fmt: skip
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
     result: dict[str, float] = {}
     if s.isc:
         assert feats[0] is not None
@@ -219,17 +233,20 @@ def calculate_metrics(input1: Any, input2: Any = None, **options: Any) -> dict[s
 
 def check_counts(s: Settings, sources: list[ImageSource | None]) -> None:
     """The image counts each metric needs, checked before the network runs (unreadable images skipped
-    later are checked again on the features)."""
-    counts = [(src.name, src.count) for src in sources if src is not None and src.count]  # 0: not known yet
-    for name, n in counts:
-        if s.kid and n < s.kid_subset_size:
-            raise UserError(f"KID subsets of {s.kid_subset_size} images need that many in each input, but {name} "
-                            f"has {n}; lower --kid-subset-size to at most {min(c for _, c in counts)}")  # fmt: skip
-        if s.fid and n <= s.dims:
+    later are checked again on the features; tensors and generators are checked as they come)."""
+    known = [src for src in sources if src is not None and src.count]  # count 0: an iterable, not known yet
+    for src in known:
+        if s.kid and s.convention != "clean-fid" and src.count < s.kid_subset_size:  # clean-fid uses smaller subsets
+            smallest = min(x.count for x in known)
+            raise UserError(f"KID subsets of {s.kid_subset_size} images need that many in each input, but {src.name} "
+                            f"has {src.count}; lower --kid-subset-size to at most {smallest}")  # fmt: skip
+        if s.fid and src.count <= s.dims:
             raise UserError(f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, "
-                            f"but {name} has {n}; add images or pass a smaller --dims")  # fmt: skip
-        if s.isc and name == counts[0][0] and n < s.isc_splits:
-            raise UserError(f"the Inception Score needs at least --isc-splits ({s.isc_splits}) images; {name} has {n}")
+                            f"but {src.name} has {src.count}; add images or pass a smaller --dims")  # fmt: skip
+    first = sources[0]
+    if s.isc and first is not None and first.count and first.count < s.isc_splits:
+        raise UserError(f"the Inception Score needs at least --isc-splits ({s.isc_splits}) images; {first.name} has "
+                        f"{first.count}")  # fmt: skip
 
 
 def check_settings(s: Settings, two_inputs: bool) -> None:

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
-from ..data.image_io import is_image_file
+from ..data.image_io import IMAGE_SUFFIXES, is_image_file
 from ..errors import UserError
 
 FASHION_MNIST_PREFIX = "fashion-mnist:"
@@ -44,21 +44,32 @@ def decode_rgb(data: Any, name: str) -> np.ndarray:
         with Image.open(data) as im:
             return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserError(f"cannot decode image {name} ({type(exc).__name__}); fix or remove it, or pass "
-                        f"--skip-bad-images") from None  # fmt: skip
+        raise UserError(f"cannot decode image {name} ({type(exc).__name__}); fix or remove it") from None
+
+
+class _Files:
+    """Reads image files by index (a plain class: DataLoader workers started by spawn can pickle it)."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+
+    def __call__(self, i: int) -> np.ndarray:
+        return decode_rgb(self.files[i], str(self.files[i]))
+
+    def label(self, i: int) -> str:
+        return str(self.files[i])
 
 
 def folder_source(path: Path) -> ImageSource:
-    files = sorted((p for p in path.rglob("*") if p.is_file() and is_image_file(p)), key=lambda p: str(p))
+    files = sorted((p for p in path.rglob("*") if p.is_file() and is_image_file(p)), key=str)
     if not files:
-        raise UserError(f"{path} holds no images (looked for {', '.join(('jpg', 'jpeg', 'png', 'bmp', 'webp'))} "
-                        f"and more, in sub-folders too)")  # fmt: skip
+        raise UserError(f"{path} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, in sub-folders too)")
     digest = hashlib.sha256()
     for p in files:
         st = p.stat()
         digest.update(f"{p.relative_to(path)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-    return ImageSource(str(path), len(files), lambda i: decode_rgb(files[i], str(files[i])), lambda i: str(files[i]),
-                       f"folder:{path.resolve()}:{digest.hexdigest()}")  # fmt: skip
+    reader = _Files(files)
+    return ImageSource(str(path), len(files), reader, reader.label, f"folder:{path.resolve()}:{digest.hexdigest()}")
 
 
 class _ZipReader:
@@ -76,6 +87,9 @@ class _ZipReader:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "zf": None}
 
+    def label(self, i: int) -> str:
+        return f"{self.path}:{self.members[i]}"
+
 
 def zip_source(path: Path) -> ImageSource:
     try:
@@ -87,8 +101,9 @@ def zip_source(path: Path) -> ImageSource:
         raise UserError(f"{path} holds no images")
     st = path.stat()
     reader = _ZipReader(path, members)
-    return ImageSource(str(path), len(members), reader, lambda i: f"{path}:{members[i]}",
-                       f"zip:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}")  # fmt: skip
+    return ImageSource(
+        str(path), len(members), reader, reader.label, f"zip:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    )
 
 
 def fashion_mnist_source(spec: str, data_dir: str | None = None) -> ImageSource:
@@ -97,12 +112,21 @@ def fashion_mnist_source(spec: str, data_dir: str | None = None) -> ImageSource:
         raise UserError(f"unknown Fashion-MNIST split {split!r} in {spec!r}; use fashion-mnist:train or "
                         f"fashion-mnist:test")  # fmt: skip
     images, _ = load_fashion_mnist(data_dir or FASHION_MNIST_DIR, split)
-    gray = images.numpy()
+    reader = _GrayArray(images.numpy(), spec)
+    return ImageSource(spec, len(images), reader, reader.label, f"{spec}:{len(images)}")
 
-    def read(i: int) -> np.ndarray:  # gray -> RGB as Pillow's convert("RGB") does: the value in every channel
-        return np.repeat(gray[i][:, :, None], 3, axis=2)
 
-    return ImageSource(spec, len(gray), read, lambda i: f"{spec}[{i}]", f"{spec}:{len(gray)}")
+class _GrayArray:
+    """Gray images held in memory, as RGB the way Pillow's convert("RGB") makes it: the value in every channel."""
+
+    def __init__(self, gray: np.ndarray, name: str) -> None:
+        self.gray, self.name = gray, name
+
+    def __call__(self, i: int) -> np.ndarray:
+        return np.repeat(self.gray[i][:, :, None], 3, axis=2)
+
+    def label(self, i: int) -> str:
+        return f"{self.name}[{i}]"
 
 
 def _hwc(batch: Any, name: str) -> Iterator[np.ndarray]:

@@ -168,7 +168,7 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
     `device`: cpu, cuda or auto."""
     if out and Path(out).exists() and any(Path(out).iterdir()):
         raise UserError(f"{out} is not empty; choose another folder")
-    where = resolve_device(device)
+    where = resolve_device("cpu" if mode == "int8" and device == "auto" else device)  # int8: x86 CPU kernels
     if mode == "int8" and where.type != "cpu":
         raise UserError("--mode int8 runs on x86 CPUs only; use --device cpu, or --mode fast on a GPU")
     members, classes = load_members(paths, central_fraction, where)

@@ -12,7 +12,6 @@ import torch
 
 from ..errors import UserError
 from .conventions import Convention
-from .fid import frechet_distance
 
 
 def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True, seed: int = 2020
@@ -42,6 +41,25 @@ def statistics(features: np.ndarray, convention: Convention) -> tuple[np.ndarray
     return mu, np.cov(features, rowvar=False)
 
 
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:  # fmt: skip
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); a tiny diagonal offset if the product is singular."""
+    try:
+        from scipy import linalg
+    except ImportError:
+        raise UserError("FID needs scipy: pip install 'inception-v3[fid]'") from None
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(sigma1)) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise UserError(f"the covariance square root has an imaginary part {np.abs(covmean.imag).max():.3g}")
+        covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
 def fid_from_statistics(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                         convention: Convention) -> float:  # fmt: skip
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); the trace of the root by scipy's sqrtm (pytorch-fid,
@@ -64,7 +82,9 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, convention: Conven
     first and sums per kernel; clean-fid draws from input 2 first, sums the two within-set kernels together
     and accumulates the mean in float32: each convention does as its tool does."""
     n1, n2 = len(f1), len(f2)
-    if min(n1, n2) < subset_size:
+    if convention.kid_style == "clean-fid":  # clean-fid takes smaller subsets when an input is smaller
+        subset_size = min(n1, n2, subset_size)
+    if min(n1, n2) < subset_size or subset_size < 2:
         raise UserError(f"KID subsets of {subset_size} images need that many in each input, but they have {n1} "
                         f"and {n2}; lower --kid-subset-size to at most {min(n1, n2)}")  # fmt: skip
     rng = np.random.RandomState(seed)
@@ -94,20 +114,24 @@ def precision_recall(f1: np.ndarray, f2: np.ndarray, neighborhood: int = 3, bloc
                      ) -> tuple[float, float, float]:  # fmt: skip
     """Improved precision and recall (Kynkaanniemi et al., 2019), as torch-fidelity computes them: input 1 is
     the generated set, input 2 the real one; a sample lies in a set's manifold if it is within some member's
-    distance to its `neighborhood`-th nearest neighbour. Returns precision, recall and their F-score."""
+    distance to its `neighborhood`-th nearest neighbour. The distances are torch-fidelity's (torch.cdist on
+    blocks of `block` x `block`), held `block` rows at a time. Returns precision, recall and their F-score."""
     if min(len(f1), len(f2)) <= neighborhood:
         raise UserError(f"precision/recall with --prc-neighborhood {neighborhood} needs more than {neighborhood} "
                         f"images in each input, got {len(f1)} and {len(f2)}")  # fmt: skip
     a, b = torch.from_numpy(f1), torch.from_numpy(f2)
-    radius_1 = _distances(a, a, block).kthvalue(neighborhood + 1).values
-    radius_2 = _distances(b, b, block).kthvalue(neighborhood + 1).values
-    d21 = _distances(b, a, block)
-    recall = (d21 <= radius_1).any(dim=1).float().mean().item()
-    d12 = d21.T
-    precision = (d12 <= radius_2).any(dim=1).float().mean().item()
+    radius_1 = torch.cat([_rows(x, a, block).kthvalue(neighborhood + 1).values for x in a.split(block)])
+    radius_2 = torch.cat([_rows(y, b, block).kthvalue(neighborhood + 1).values for y in b.split(block)])
+    recalled, covered = [], torch.zeros(len(a), dtype=torch.bool)
+    for y, r2 in zip(b.split(block), radius_2.split(block), strict=True):
+        d = _rows(y, a, block)  # real x generated distances, this block of real rows
+        recalled.append((d <= radius_1).any(dim=1))
+        covered |= (d <= r2[:, None]).any(dim=0)
+    recall = torch.cat(recalled).float().mean().item()
+    precision = covered.float().mean().item()
     return precision, recall, 2 * precision * recall / max(1e-5, precision + recall)
 
 
-def _distances(a: torch.Tensor, b: torch.Tensor, block: int) -> torch.Tensor:
-    """Pairwise Euclidean distances (torch.cdist), in blocks of `block` rows and columns."""
-    return torch.cat([torch.cat([torch.cdist(x, y) for y in b.split(block)], 1) for x in a.split(block)])
+def _rows(x: torch.Tensor, y: torch.Tensor, block: int) -> torch.Tensor:
+    """Distances from the rows of `x` to every row of `y` (torch.cdist over `y`'s blocks)."""
+    return torch.cat([torch.cdist(x, part) for part in y.split(block)], dim=1)

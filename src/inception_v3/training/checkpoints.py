@@ -93,5 +93,9 @@ def set_rng_state(saved: list[dict[str, Any]] | dict[str, Any], rank: int = 0) -
     states = saved if isinstance(saved, list) else [saved]  # checkpoints before per-rank states held one
     state = states[rank] if rank < len(states) else states[0]
     torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"].cpu())
+    cuda = state.get("cuda")
+    if isinstance(cuda, list):  # written before per-rank states: rank 0's list of every visible GPU's state
+        index = torch.cuda.current_device() if torch.cuda.is_available() else -1
+        cuda = cuda[index] if 0 <= index < len(cuda) else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda.cpu())

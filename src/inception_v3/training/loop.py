@@ -539,7 +539,14 @@ def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
         )
     run.model.load_state_dict(state["model"])
     run.ema.load_state_dict(state["ema"])
-    run.opt.load_state_dict(state["optimizer"])
+    try:
+        run.opt.load_state_dict(state["optimizer"])
+    except ValueError:  # parameter groups of another layout (another version, or other frozen layers)
+        raise UserError(
+            f"the optimizer state in {path} has other parameter groups than this run builds (written by another "
+            f"version, or with other --freeze-until / --aux-weight settings); resume with the settings it was "
+            f"written with, or start again with --overwrite"
+        ) from None
     if run.scaler is not None and state["scaler"]:
         run.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"], run.d.rank)

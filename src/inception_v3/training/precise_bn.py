@@ -25,8 +25,8 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor,
 
     Only the batch norms run in training mode (dropout stays off, so no random numbers are drawn);
     the aux head's batch norms see its input too. Under torch.distributed the statistics are averaged
-    over the replicas. If any recomputed statistic is not finite (diverged weights), the previous
-    statistics are kept and 0 is returned.
+    over the replicas. If no batch had images, or any recomputed statistic is not finite (diverged
+    weights), the previous statistics are kept and 0 is returned.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -58,7 +58,8 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor,
                 dist.all_reduce(buffer)
                 buffer.div_(dist.get_world_size())
     model.train(was_training)
-    if not all(torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all() for m in norms):
+    if seen == 0 or not all(torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all()
+                            for m in norms):  # fmt: skip
         for m, state in zip(norms, previous, strict=True):
             m.load_state_dict(state, strict=False)
         return 0
