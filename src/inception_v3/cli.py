@@ -210,6 +210,17 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2) if args.json else format_table(result, args.convention))
 
 
+def _cmd_shards(args: argparse.Namespace) -> None:
+    from .data.shards import write_shards
+
+    info = write_shards(args.src, args.out, args.max_count, args.max_size, args.overwrite)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"wrote {info['output']}: {info['classes']} classes; train {info['train']['samples']:,} samples in "
+          f"{info['train']['shards']} shard(s), val {info['val']['samples']:,} in {info['val']['shards']}")  # fmt: skip
+
+
 def _cmd_weights(args: argparse.Namespace) -> None:
     from .interop.download import cached_file
     from .interop.registry import list_weights
@@ -476,6 +487,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one flat JSON object with torch-fidelity's keys")
     _add_device_option(p)
     p.set_defaults(func=_cmd_fidelity)
+
+    p = sub.add_parser("shards", help="write WebDataset tar shards of an image folder (train/ and val/), to train "
+                       "from with --dataset wds")  # fmt: skip
+    p.add_argument("src", help="a folder with train/ and val/, one sub-folder per class")
+    p.add_argument("out", help="the folder for train-000000.tar ..., val-000000.tar ... and classes.txt")
+    p.add_argument("--max-count", type=COUNT, default=10000, help="samples per shard at most (default 10000)")
+    p.add_argument("--max-size", type=POSITIVE, default=3e9, help="bytes per shard at most (default 3e9)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.set_defaults(func=_cmd_shards)
 
     p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns")

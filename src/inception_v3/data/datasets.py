@@ -19,18 +19,14 @@ from torchvision import datasets
 
 from ..errors import UserError
 from .fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
-from .image_io import is_image_file, read_image
+from .hf_datasets import HfImages, load_split
+from .hf_datasets import class_names as hf_class_names
+from .image_io import BadSample, is_image_file, read_image
+from .shards import ShardDataset, shard_paths
+from .shards import class_names as shard_class_names
 from .transforms import Preprocessing, eval_transform, train_transform
 
-DATASETS = ("fashion-mnist", "imagefolder")
-
-
-@dataclass(frozen=True)
-class BadSample:
-    """An unreadable image: where it is and why."""
-
-    path: str
-    reason: str
+DATASETS = ("fashion-mnist", "imagefolder", "wds", "hf")
 
 
 class TensorImages(Dataset):
@@ -123,9 +119,11 @@ def _labels(ds: Dataset) -> list[int]:
 
 
 def build_datasets(dataset: str, data_dir: str | None, p: Preprocessing, channels: int,
-                   train_subset: int | None = None, val_subset: int | None = None,
-                   classes: str | None = None) -> Splits:  # fmt: skip
-    """Train and validation sets for `fashion-mnist` or an `imagefolder` tree (data_dir/train, data_dir/val)."""
+                   train_subset: int | None = None, val_subset: int | None = None, classes: str | None = None,
+                   train_split: str | None = None, val_split: str | None = None, image_column: str = "image",
+                   label_column: str = "label") -> Splits:  # fmt: skip
+    """Train and validation sets: `fashion-mnist`, an `imagefolder` tree (data_dir/train, data_dir/val),
+    WebDataset shards (`wds`: the split patterns under data_dir) or a Hugging Face dataset (`hf`)."""
     if dataset == "fashion-mnist":
         root = data_dir or FASHION_MNIST_DIR
         train: Dataset = TensorImages(*load_fashion_mnist(root, "train"), train_transform(p, channels))
@@ -139,6 +137,21 @@ def build_datasets(dataset: str, data_dir: str | None, p: Preprocessing, channel
         if train.classes != val.classes:  # type: ignore[attr-defined]
             raise UserError(f"{data_dir}: train/ and val/ have different class folders")
         names = list(train.classes)  # type: ignore[attr-defined]
+    elif dataset == "wds":
+        train_shards = shard_paths(data_dir, train_split, "train")
+        train = ShardDataset(train_shards, train_transform(p, channels))
+        val = ShardDataset(shard_paths(data_dir, val_split, "val"), eval_transform(p, channels))
+        names = shard_class_names(train_shards[0].parent, [y for _, y in train.samples + val.samples])
+    elif dataset == "hf":
+        if not data_dir:
+            raise UserError("--dataset hf needs --data-dir: a hub name, a save_to_disk folder or Parquet files")
+        parts = []
+        for split, default, transform in ((train_split, "train", train_transform(p, channels)),
+                                          (val_split, "validation", eval_transform(p, channels))):  # fmt: skip
+            ds = load_split(data_dir, split or default, image_column, label_column)
+            parts.append(HfImages(ds, f"{data_dir}:{split or default}", image_column, label_column, transform))
+        train, val = parts
+        names = hf_class_names(parts[0].ds, label_column, [y for _, y in train.samples + val.samples])
     else:
         raise UserError(f"unknown dataset {dataset!r}; valid values: {', '.join(DATASETS)}")
     keep = parse_classes(classes, names)

@@ -311,7 +311,8 @@ def load_data(cfg: TrainConfig, d: Dist, start: Start) -> TrainData:
         interpolation = start.report.preprocessing.get("interpolation", "bilinear") if start.report else "bilinear"
     prep = Preprocessing(size=size, crop_area=(cfg.crop_area_min, 1.0), color_distortion=cfg.color_distortion,
                          eval_crop=cfg.eval_crop, mean=mean, std=std, interpolation=interpolation)  # fmt: skip
-    splits = build_datasets(cfg.dataset, cfg.data_dir, prep, channels, cfg.train_subset, cfg.val_subset, cfg.classes)
+    splits = build_datasets(cfg.dataset, cfg.data_dir, prep, channels, cfg.train_subset, cfg.val_subset, cfg.classes,
+                            cfg.train_split, cfg.val_split, cfg.image_column, cfg.label_column)  # fmt: skip
     global_batch = cfg.batch_size * d.world
     steps_per_epoch = len(splits.train) // global_batch  # type: ignore[arg-type]
     if steps_per_epoch == 0:

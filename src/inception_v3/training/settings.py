@@ -64,10 +64,19 @@ class TrainConfig:
     # data
     dataset: str = setting(
         "imagefolder",
-        "fashion-mnist (Debian's files) or imagefolder (DATA_DIR/train, /val)",
-        choices=("fashion-mnist", "imagefolder"),
+        "fashion-mnist (Debian's files), imagefolder (DATA_DIR/train, /val), wds (WebDataset tar shards in "
+        "DATA_DIR) or hf (a Hugging Face dataset: DATA_DIR is a hub name, a save_to_disk folder or Parquet files)",
+        choices=("fashion-mnist", "imagefolder", "wds", "hf"),
     )
-    data_dir: str | None = setting(None, "data folder (default for fashion-mnist: Debian's)")
+    data_dir: str | None = setting(None, "data folder (default for fashion-mnist: Debian's); hf: the dataset")
+    train_split: str | None = setting(
+        None, "wds: the training shards, e.g. 'train-{000000..001023}.tar'; hf: the split (default: train)"
+    )
+    val_split: str | None = setting(
+        None, "wds: the validation shards, e.g. 'val-{000000..000063}.tar'; hf: the split (default: validation)"
+    )
+    image_column: str = setting("image", "hf: the column holding the images")
+    label_column: str = setting("label", "hf: the column holding the labels")
     classes: str | None = setting(None, "train on these classes only: comma-separated names or indices")
     gray: str = setting(
         "in_chans",

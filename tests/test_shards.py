@@ -1,0 +1,110 @@
+"""Data at scale: WebDataset shards (written by `inception-v3 shards` with webdataset's ShardWriter, read
+back by webdataset itself) and Hugging Face datasets (`save_to_disk`) train to the same weights as the
+image folder they hold; bad shards and datasets are one line each."""
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inception_v3.cli import main
+from inception_v3.training.checkpoints import load_checkpoint
+
+CLASSES = ("boot", "coat", "dress")
+TINY = ["train", "--recipe", "fashion-mnist", "--width-multiplier", "0.0625", "--min-depth", "4", "--batch-size",
+        "8", "--workers", "0", "--amp", "none", "--no-channels-last", "--epochs", "2",
+        "--precise-bn-images", "16"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An image folder (PNG and JPEG, gray and RGB, of several sizes), its shards and an HF dataset of it."""
+    import datasets
+
+    root = tmp_path_factory.mktemp("scale")
+    rng = np.random.default_rng(0)
+    files: dict[str, list[tuple[str, int]]] = {"train": [], "val": []}
+    for split, per_class in (("train", 16), ("val", 4)):
+        for label, name in enumerate(CLASSES):
+            folder = root / "folder" / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                shape = (28 + i % 3, 30) if i % 2 else (32, 28 + i % 4, 3)
+                pixels = np.clip(rng.normal(60 + 60 * label, 30, shape), 0, 255).astype(np.uint8)
+                path = folder / f"{i:03d}.{'jpg' if i % 4 == 0 else 'png'}"
+                Image.fromarray(pixels).save(path, quality=92)
+                files[split].append((str(path), label))
+    assert main(["shards", str(root / "folder"), str(root / "shards"), "--max-count", "20"]) == 0
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(CLASSES))})
+    splits = {}
+    for split, name in (("train", "train"), ("val", "validation")):
+        rows = sorted(files[split], key=lambda r: (r[1], r[0]))  # the folder's order: class, then file name
+        splits[name] = datasets.Dataset.from_dict({"image": [p for p, _ in rows], "label": [y for _, y in rows]},
+                                                  features=features)  # fmt: skip
+    datasets.DatasetDict(splits).save_to_disk(str(root / "hf"))
+    return {"root": root, "folder": root / "folder", "shards": root / "shards", "hf": root / "hf"}
+
+
+WDS = ["--dataset", "wds", "--train-split", "train-{000000..000002}.tar", "--val-split", "val-000000.tar"]
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(sorted((run / "checkpoints").glob("step-*.pt"))[-1])
+    return {**state["model"], **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
+
+
+def test_shards_are_webdataset_shards(data: dict[str, Path]) -> None:
+    import webdataset
+
+    names = sorted(p.name for p in data["shards"].glob("*.tar"))
+    assert names == ["train-000000.tar", "train-000001.tar", "train-000002.tar", "val-000000.tar"]
+    samples = list(webdataset.WebDataset(str(data["shards"] / "train-{000000..000002}.tar"), shardshuffle=False))
+    assert len(samples) == 48 and all(("png" in s or "jpg" in s) and "cls" in s for s in samples)
+    assert (data["shards"] / "classes.txt").read_text().split() == list(CLASSES)
+
+
+def test_folder_shards_and_hf_dataset_train_to_the_same_weights(data: dict[str, Path], tmp_path: Path) -> None:
+    out = ["--out-dir", str(tmp_path)]
+    assert main([*TINY, "--dataset", "imagefolder", "--data-dir", str(data["folder"]), *out, "--name", "folder"]) == 0
+    assert main([*TINY, *WDS, "--data-dir", str(data["shards"]), *out, "--name", "wds"]) == 0
+    assert main([*TINY, "--dataset", "hf", "--data-dir", str(data["hf"]), *out, "--name", "hf"]) == 0
+    runs = {name: weights(tmp_path / name) for name in ("folder", "wds", "hf")}
+    for name in ("wds", "hf"):
+        different = [k for k in runs["folder"] if not torch.equal(runs["folder"][k], runs[name][k])]
+        assert not different, f"{name}: {len(different)} tensors differ from the image folder's run"
+    for name in ("wds", "hf"):
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        assert config["classes"] == list(CLASSES) and config["steps_per_epoch"] == 6
+
+
+def test_bad_shards_and_datasets_one_line_each(data: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for shard in data["shards"].glob("*.tar"):
+        (bad / shard.name).write_bytes(shard.read_bytes())
+    whole = (bad / "train-000001.tar").read_bytes()
+    (bad / "cut-000000.tar").write_bytes(whole[: len(whole) // 2 + 100])  # truncated
+    with tarfile.open(bad / "nolabel-000000.tar", "w") as tar:  # an image without a label
+        tar.add(next(data["folder"].rglob("*.png")), arcname="x_00000001.png")
+    common = [*TINY, "--out-dir", str(tmp_path / "runs")]
+    shards = ["--dataset", "wds", "--data-dir", str(bad), "--val-split", "val-000000.tar"]
+    cases = [
+        ([*shards, "--train-split", "train-{000000..000005}.tar"], "is missing (3 of the 6 shards"),
+        ([*shards, "--train-split", "other-{000000..000001}.tar"], "matches no shard"),
+        ([*shards, "--train-split", "cut-000000.tar"], "is truncated or not a tar file"),
+        ([*shards, "--train-split", "nolabel-000000.tar"], "has no label"),
+        (["--dataset", "wds", "--data-dir", str(bad)], "needs --train-split"),
+        (["--dataset", "hf", "--data-dir", str(data["hf"]), "--label-column", "y"], "has no column 'y'"),
+        (["--dataset", "hf", "--data-dir", str(data["hf"]), "--val-split", "test"], "has no split 'test'"),
+        (["--dataset", "hf", "--data-dir", str(tmp_path / "nowhere-dataset")], "cannot load the dataset"),
+    ]
+    for args, message in cases:
+        assert main([*common, *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[-1], (args, err)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
