@@ -3,7 +3,11 @@ back by webdataset itself) and Hugging Face datasets (`save_to_disk`) train to t
 image folder they hold; bad shards and datasets are one line each."""
 
 import json
+import os
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +53,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "folder": root / "folder", "shards": root / "shards", "hf": root / "hf"}
 
 
+CLI = [sys.executable, "-m", "inception_v3.cli"]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}  # the threads of the in-process runs: the same sums
 WDS = ["--dataset", "wds", "--train-split", "train-{000000..000002}.tar", "--val-split", "val-000000.tar"]
 
 
@@ -68,17 +74,50 @@ def test_shards_are_webdataset_shards(data: dict[str, Path]) -> None:
 
 
 def test_folder_shards_and_hf_dataset_train_to_the_same_weights(data: dict[str, Path], tmp_path: Path) -> None:
+    """The shard-fed run is also killed with SIGKILL after its second checkpoint and resumed."""
     out = ["--out-dir", str(tmp_path)]
     assert main([*TINY, "--dataset", "imagefolder", "--data-dir", str(data["folder"]), *out, "--name", "folder"]) == 0
-    assert main([*TINY, *WDS, "--data-dir", str(data["shards"]), *out, "--name", "wds"]) == 0
     assert main([*TINY, "--dataset", "hf", "--data-dir", str(data["hf"]), *out, "--name", "hf"]) == 0
+    shard_run = [*CLI, *TINY, *WDS, "--data-dir", str(data["shards"]), *out, "--name", "wds", "--checkpoint-every", "2"]
+    proc = subprocess.Popen(shard_run, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = tmp_path / "wds" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and len(list(ckpts.glob("step-*.pt"))) < 2:
+        time.sleep(0.02)
+    proc.kill(), proc.wait()
+    assert 0 < max(int(p.stem.split("-")[1]) for p in ckpts.glob("step-*.pt")) < 12  # it died mid-run
+    resumed = subprocess.run([*shard_run, "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
     runs = {name: weights(tmp_path / name) for name in ("folder", "wds", "hf")}
     for name in ("wds", "hf"):
         different = [k for k in runs["folder"] if not torch.equal(runs["folder"][k], runs[name][k])]
         assert not different, f"{name}: {len(different)} tensors differ from the image folder's run"
-    for name in ("wds", "hf"):
         config = json.loads((tmp_path / name / "config.json").read_text())
         assert config["classes"] == list(CLASSES) and config["steps_per_epoch"] == 6
+
+
+def test_an_undecodable_member_is_named_by_shard_and_key(data: dict[str, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import webdataset
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for name in ("val-000000.tar", "classes.txt"):
+        (shards / name).write_bytes((data["shards"] / name).read_bytes())
+    good = list(webdataset.WebDataset(str(data["shards"] / "train-000000.tar"), shardshuffle=False))
+    with webdataset.TarWriter(str(shards / "train-000000.tar")) as sink:
+        for i, sample in enumerate(good):
+            sample = {k: v for k, v in sample.items() if k in ("__key__", "png", "jpg", "cls")}
+            if i == 3:
+                sample = {"__key__": sample["__key__"], "jpg": b"not a jpeg", "cls": sample["cls"]}
+            sink.write(sample)
+    args = [*TINY, "--dataset", "wds", "--data-dir", str(shards), "--train-split", "train-000000.tar", "--val-split",
+            "val-000000.tar", "--out-dir", str(tmp_path / "runs"), "--epochs", "1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "train-000000.tar:train_00000003" in err and "--skip-bad-images" in err
+    assert main([*args, "--skip-bad-images", "--name", "skip"]) == 0
+    assert json.loads((tmp_path / "runs" / "skip" / "final.json").read_text())["skipped_bad_images"] == 1
 
 
 def test_bad_shards_and_datasets_one_line_each(data: dict[str, Path], tmp_path: Path,
