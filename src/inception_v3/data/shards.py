@@ -28,6 +28,7 @@ from ..utils.io import atomic_write_text
 from .image_io import BadSample, read_image
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+OPEN_SHARDS = 32  # open shard files per process at most (1,024 shards x 8 workers x 8 replicas would exhaust ulimits)
 _KEY = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # key = path up to the first dot of the base name
 _BRACES = re.compile(r"\{([^{}]*)\}")
 
@@ -148,7 +149,12 @@ class ShardDataset(Dataset):
     def _read(self, s: int, offset: int, size: int) -> bytes:
         if self._pid != os.getpid():  # a DataLoader worker opens its own files
             self._files, self._pid = {}, os.getpid()
-        f = self._files.get(s) or self._files.setdefault(s, open(self.shards[s], "rb"))  # noqa: SIM115
+        f = self._files.pop(s, None)
+        if f is None:
+            if len(self._files) >= OPEN_SHARDS:  # the least recently read one goes
+                self._files.pop(next(iter(self._files))).close()
+            f = open(self.shards[s], "rb")  # noqa: SIM115
+        self._files[s] = f  # most recently read last
         f.seek(offset)
         return f.read(size)
 
