@@ -73,8 +73,11 @@ def test_shards_are_webdataset_shards(data: dict[str, Path]) -> None:
     assert (data["shards"] / "classes.txt").read_text().split() == list(CLASSES)
 
 
-def test_folder_shards_and_hf_dataset_train_to_the_same_weights(data: dict[str, Path], tmp_path: Path) -> None:
-    """The shard-fed run is also killed with SIGKILL after its second checkpoint and resumed."""
+def test_folder_shards_and_hf_dataset_train_to_the_same_weights(
+    data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shard-fed run is also killed with SIGKILL after its second checkpoint and resumed; evaluate reads
+    the three formats to the same numbers."""
     out = ["--out-dir", str(tmp_path)]
     assert main([*TINY, "--dataset", "imagefolder", "--data-dir", str(data["folder"]), *out, "--name", "folder"]) == 0
     assert main([*TINY, "--dataset", "hf", "--data-dir", str(data["hf"]), *out, "--name", "hf"]) == 0
@@ -89,6 +92,16 @@ def test_folder_shards_and_hf_dataset_train_to_the_same_weights(data: dict[str, 
     resumed = subprocess.run([*shard_run, "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
     runs = {name: weights(tmp_path / name) for name in ("folder", "wds", "hf")}
+    # evaluate reads the three formats too: the same images, the same numbers
+    best = str(tmp_path / "folder" / "best.pt")
+    capsys.readouterr()  # the training runs' lines
+    results = []
+    for args in (["--data", str(data["folder"] / "val")], ["--dataset", "wds", "--data", str(data["shards"]),
+                 "--split", "val-000000.tar"], ["--dataset", "hf", "--data", str(data["hf"])]):  # fmt: skip
+        assert main(["evaluate", best, *args, "--json", "--device", "cpu"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0]["n"] == 12 and all(r["per_class"] == results[0]["per_class"] for r in results)
+    assert all(r["top1"] == results[0]["top1"] and r["ece"] == results[0]["ece"] for r in results)
     for name in ("wds", "hf"):
         different = [k for k in runs["folder"] if not torch.equal(runs["folder"][k], runs[name][k])]
         assert not different, f"{name}: {len(different)} tensors differ from the image folder's run"

@@ -125,7 +125,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     result = run_evaluation(args.checkpoints, args.dataset, args.data, args.crops, args.out, args.limit,
                             show_progress=not args.json, central_fraction=args.central_fraction, mode=args.mode,
-                            calibration=args.calibration, device=args.device)  # fmt: skip
+                            calibration=args.calibration, device=args.device, split=args.split)  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -396,8 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHTS",
         help="weights (a name, URL, checkpoint, file or folder), or several for an ensemble",
     )
-    p.add_argument("--dataset", default="imagefolder", choices=["imagefolder", "fashion-mnist"])
-    p.add_argument("--data", help="folder with one sub-folder per class (or the Fashion-MNIST folder)")
+    p.add_argument("--dataset", default="imagefolder", choices=["imagefolder", "fashion-mnist", "wds", "hf"])
+    p.add_argument("--data", help="folder with one sub-folder per class (or the Fashion-MNIST folder); wds: the "
+                   "shards' folder; hf: a hub name, a save_to_disk folder or Parquet files")  # fmt: skip
+    p.add_argument("--split", help="wds: the shard pattern, e.g. 'val-{000000..000063}.tar'; hf: the split "
+                   "(default: validation)")  # fmt: skip
     p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
     p.add_argument(
         "--central-fraction",

@@ -138,9 +138,9 @@ def build_datasets(dataset: str, data_dir: str | None, p: Preprocessing, channel
             raise UserError(f"{data_dir}: train/ and val/ have different class folders")
         names = list(train.classes)  # type: ignore[attr-defined]
     elif dataset == "wds":
-        train_shards = shard_paths(data_dir, train_split, "train")
+        train_shards = shard_paths(data_dir, train_split, "--train-split")
         train = ShardDataset(train_shards, train_transform(p, channels))
-        val = ShardDataset(shard_paths(data_dir, val_split, "val"), eval_transform(p, channels))
+        val = ShardDataset(shard_paths(data_dir, val_split, "--val-split"), eval_transform(p, channels))
         names = shard_class_names(train_shards[0].parent, [y for _, y in train.samples + val.samples])
     elif dataset == "hf":
         if not data_dir:

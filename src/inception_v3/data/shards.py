@@ -50,15 +50,16 @@ def expand_braces(pattern: str) -> list[str]:
     return [name for option in options for name in expand_braces(head + option + tail)]
 
 
-def shard_paths(data_dir: str | None, pattern: str | None, split: str) -> list[Path]:
-    """The shard files of a split: `pattern` (braces expanded) under `data_dir`; all must exist."""
+def shard_paths(data_dir: str | None, pattern: str | None, option: str) -> list[Path]:
+    """The shard files `pattern` (braces expanded) names under `data_dir`; all must exist. `option`: the
+    command-line option the pattern came from, for messages."""
     if not pattern:
-        raise UserError(f"--dataset wds needs --{split}-split, a shard pattern such as 'train-{{000000..000099}}.tar'")
+        raise UserError(f"--dataset wds needs {option}, a shard pattern such as 'train-{{000000..000099}}.tar'")
     names = expand_braces(pattern)
     paths = [Path(data_dir or ".") / n for n in names]
     missing = [p for p in paths if not p.is_file()]
     if len(missing) == len(paths):
-        raise UserError(f"--{split}-split {pattern!r} matches no shard in {data_dir or '.'}")
+        raise UserError(f"{option} {pattern!r} matches no shard in {data_dir or '.'}")
     if missing:
         raise UserError(f"shard {missing[0]} is missing ({len(missing)} of the {len(paths)} shards of {pattern!r})")
     return paths

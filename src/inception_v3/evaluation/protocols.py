@@ -11,12 +11,17 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 from tqdm import tqdm
 
 from ..data.crops import ViewSpec, crop_views, single_view
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
-from ..data.image_io import is_image_file, read_image
+from ..data.hf_datasets import HfImages, load_split
+from ..data.hf_datasets import class_names as hf_class_names
+from ..data.image_io import BadSample, is_image_file, read_image
+from ..data.shards import ShardDataset, shard_paths
+from ..data.shards import class_names as shard_class_names
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
 from ..errors import UserError
@@ -71,10 +76,13 @@ def describe(member: Member) -> str:
     return f"{member.report.weights} ({member.report.source}; {member.report.summary()}; {crop})"
 
 
-def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: int | None
+def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: int | None, split: str | None = None
                    ) -> list[tuple[Callable[[], Tensor], int]]:  # fmt: skip
     """(image reader, label) pairs of the evaluation set, labels in the weights' class order; checked
-    before anything runs: the weights must know the data's classes (by name)."""
+    before anything runs: the weights must know the data's classes (by name). `split`: the shard pattern
+    (wds) or the split name (hf, default validation)."""
+    if dataset in ("wds", "hf"):
+        return _indexed_set(dataset, data, split, classes, limit)
     if dataset == "fashion-mnist":
         images, labels = load_fashion_mnist(data or FASHION_MNIST_DIR, "test")
         foreign = [c for c in classes if c not in FASHION_MNIST_CLASSES]
@@ -98,6 +106,40 @@ def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: in
     return [(lambda p=path: read_image(p), classes.index(folder.classes[idx])) for path, idx in samples]
 
 
+def _indexed_set(dataset: str, data: str | None, split: str | None, classes: list[str], limit: int | None
+                 ) -> list[tuple[Callable[[], Tensor], int]]:  # fmt: skip
+    """WebDataset shards or a Hugging Face dataset split, read by index (images untransformed)."""
+    ds: ShardDataset | HfImages
+    if dataset == "wds":
+        shards = shard_paths(data, split, "--split")
+        ds = ShardDataset(shards, _untransformed)
+        names = shard_class_names(shards[0].parent, [y for _, y in ds.samples])
+    else:
+        if not data:
+            raise UserError("--dataset hf needs --data: a hub name, a save_to_disk folder or Parquet files")
+        hf = load_split(data, split or "validation", "image", "label")
+        ds = HfImages(hf, f"{data}:{split or 'validation'}", "image", "label", _untransformed)
+        names = hf_class_names(hf, "label", [y for _, y in ds.samples])
+    unknown = sorted({names[y] for _, y in ds.samples} - set(classes))
+    if unknown:
+        raise UserError(f"{data} has classes the weights do not know: {', '.join(unknown[:5])} (the weights know "
+                        f"{len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
+    count = len(ds) if limit is None else min(limit, len(ds))
+    return [(lambda i=i: _image(ds, i), classes.index(names[ds.samples[i][1]])) for i in range(count)]
+
+
+def _untransformed(image: Tensor) -> Tensor:
+    return image
+
+
+def _image(ds: Dataset, i: int) -> Tensor:
+    """Image i of an indexed set; one that does not decode stops the evaluation naming it."""
+    sample = ds[i]
+    if isinstance(sample, BadSample):
+        raise UserError(sample.reason)
+    return sample[0]
+
+
 def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
     """uint8 views -> float, the model's channel count, and its normalization (on the views' device)."""
     cfg: InceptionConfig = model.config  # type: ignore[assignment]
@@ -115,6 +157,8 @@ def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
 def predict_probs(members: list[Member], images: list[Tensor], protocol: str) -> Tensor:
     """Class probabilities (N x K, on the CPU) for N images: softmax averaged over crops, then over ensemble
     members. The crops are cut on the CPU and normalized on each member's device."""
+    if len({im.shape[0] for im in images}) > 1:  # gray, RGB and RGBA together: RGB for all (exact for gray)
+        images = [im.expand(3, -1, -1) if im.shape[0] == 1 else im[:3] for im in images]
     out = []
     for m in members:
         size, device = m.config.receptive_field, model_device(m.model)
@@ -160,8 +204,8 @@ def single_crop_inputs(model: nn.Module, images: list[Tensor], view: ViewSpec) -
 
 def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
                    limit: int | None = None, show_progress: bool = True, central_fraction: float | None = None,
-                   mode: str = "fp32", calibration: str | None = None, device: str = "auto"
-                   ) -> dict[str, Any]:  # fmt: skip
+                   mode: str = "fp32", calibration: str | None = None, device: str = "auto",
+                   split: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically.
 
     `mode`: fp32 (as trained), fast (BN folded, channels_last, bf16 where supported) or int8 (CPU);
@@ -172,7 +216,7 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
     if mode == "int8" and where.type != "cpu":
         raise UserError("--mode int8 runs on x86 CPUs only; use --device cpu, or --mode fast on a GPU")
     members, classes = load_members(paths, central_fraction, where)
-    samples = evaluation_set(dataset, data, classes, limit)
+    samples = evaluation_set(dataset, data, classes, limit, split)
     sources = [describe(m) for m in members]
     if mode == "fast":
         members = [replace(m, model=fast_inference(m.model, where)) for m in members]
