@@ -36,15 +36,15 @@ demo: $(BASE) data
 	$(BIN)/inception-v3 train --recipe demo --data-dir $(DATA_DIR) --overwrite
 
 test: $(TESTDEPS) data
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 # The fault-injection and bad-input tests alone (make test runs them too).
 faults: $(TESTDEPS) data
 	$(BIN)/python -m pytest -q tests/test_faults.py tests/test_bad_inputs.py tests/test_train_errors.py
 
 lint: $(TESTDEPS)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 clean-venv:
 	rm -rf $(VENV)
