@@ -160,3 +160,21 @@ def test_bad_shards_and_datasets_one_line_each(data: dict[str, Path], tmp_path: 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[-1], (args, err)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_fidelity_reads_shards_and_hf_datasets(data: dict[str, Path], tmp_path: Path) -> None:
+    """The scores of the same images as a folder, as shards and as an HF dataset split are equal."""
+    from helpers import realistic_bn
+    from inception_v3 import create_model
+    from inception_v3.evaluation.fidelity import calculate_metrics
+
+    torch.manual_seed(0)
+    net = realistic_bn(create_model("inception_v3_fid"), 299)
+    with torch.no_grad():
+        net.fc.weight.mul_(0.01)
+    torch.save(net.state_dict(), tmp_path / "fid.pth")
+    common = {"isc": True, "isc_splits": 3, "weights": str(tmp_path / "fid.pth"), "workers": 0, "device": "cpu",
+              "show_progress": False, "cache": False}  # fmt: skip
+    inputs = (str(data["folder"] / "val"), f"wds:{data['shards']}/val-000000.tar", f"hf:{data['hf']}:validation")
+    scores = [calculate_metrics(x, **common) for x in inputs]
+    assert scores[0]["inception_score_mean"] > 1 and scores[1] == scores[0] and scores[2] == scores[0]

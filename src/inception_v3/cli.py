@@ -457,8 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fidelity", help="Inception Score, FID, KID and precision/recall of generated images, with "
                        "torch-fidelity's, clean-fid's or pytorch-fid's numbers")  # fmt: skip
-    p.add_argument("input1", help="generated images: a folder (recursive), a .zip, fashion-mnist:train|test, or a .npz "
-                   "of statistics (FID only)")  # fmt: skip
+    p.add_argument("input1", help="generated images: a folder (recursive), a .zip, fashion-mnist:train|test, "
+                   "wds:DIR/PATTERN (shards), hf:NAME[:SPLIT], or a .npz of statistics (FID only)")  # fmt: skip
     p.add_argument("input2", nargs="?", help="reference images (the same kinds); needed by --fid, --kid and --prc")
     p.add_argument("--isc", action="store_true", help="Inception Score (of INPUT1; on the logits without the fc bias)")
     p.add_argument("--fid", action="store_true", help="Frechet Inception Distance")

@@ -19,7 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
-from ..data.image_io import IMAGE_SUFFIXES, is_image_file
+from ..data.hf_datasets import HfImages, load_split
+from ..data.image_io import IMAGE_SUFFIXES, BadSample, is_image_file
+from ..data.shards import ShardDataset, shard_paths
 from ..errors import UserError
 
 FASHION_MNIST_PREFIX = "fashion-mnist:"
@@ -171,8 +173,50 @@ def _no_random_access(i: int) -> np.ndarray:
     raise TypeError("a streamed source is read in order through its stream()")
 
 
+class _Indexed:
+    """Images of WebDataset shards or a Hugging Face dataset split, by index, as RGB arrays (gray images
+    repeated in every channel, as Pillow's convert("RGB") does)."""
+
+    def __init__(self, ds: ShardDataset | HfImages) -> None:
+        self.ds = ds
+
+    def __call__(self, i: int) -> np.ndarray:
+        sample = self.ds[i]
+        if isinstance(sample, BadSample):
+            raise UserError(f"cannot decode image {sample.path}; fix or remove it")
+        image = sample[0]
+        return (image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]).permute(1, 2, 0).numpy()
+
+    def label(self, i: int) -> str:
+        return self.ds.samples[i][0]
+
+
+def indexed_source(spec: str) -> ImageSource:
+    """`wds:DIR/PATTERN` (tar shards, braces expanded) or `hf:NAME_OR_PATH[:SPLIT]` (default split: validation)."""
+    kind, _, rest = spec.partition(":")
+    ds: ShardDataset | HfImages
+    if kind == "wds":
+        folder, pattern = os.path.split(rest)
+        shards = shard_paths(folder or ".", pattern, spec)
+        ds = ShardDataset(shards, _unchanged)
+        stats = ",".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in shards)
+        fingerprint = f"{spec}:{stats}"
+    else:
+        name, sep, split = rest.rpartition(":")
+        name, split = (name, split) if sep else (rest, "")
+        ds = HfImages(load_split(name, split or "validation", "image", "label"), spec, "image", "label", _unchanged)
+        fingerprint = None  # a hub dataset's revision is not known here: not cached
+    reader = _Indexed(ds)
+    return ImageSource(spec, len(ds), reader, reader.label, fingerprint)
+
+
+def _unchanged(image: Tensor) -> Tensor:
+    return image
+
+
 def open_source(spec: Any, num_samples: int | None = None, batch_size: int = 50) -> ImageSource:
-    """A source from a path (folder, .zip, `fashion-mnist:train|test`), tensors, or a generator callable."""
+    """A source from a path (folder, .zip, `fashion-mnist:train|test`, `wds:DIR/PATTERN`, `hf:NAME[:SPLIT]`),
+    tensors, or a generator callable."""
     if callable(spec) and not isinstance(spec, (str, os.PathLike)):
         if not num_samples:
             raise UserError("a generator input needs num_samples (how many images to draw)")
@@ -182,6 +226,8 @@ def open_source(spec: Any, num_samples: int | None = None, batch_size: int = 50)
     text = str(spec)
     if text.startswith(FASHION_MNIST_PREFIX):
         return fashion_mnist_source(text)
+    if text.startswith(("wds:", "hf:")):
+        return indexed_source(text)
     path = Path(text)
     if path.is_dir():
         return folder_source(path)
