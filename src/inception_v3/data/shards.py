@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import UserError
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, cache_root
 from .image_io import BadSample, read_image
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -70,8 +70,7 @@ def index_shard(path: Path) -> list[tuple[str, int, int, int]]:
     members; cached under $INCEPTION_V3_CACHE/wds-index by (path, size, modification time)."""
     st = path.stat()
     ident = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-    root = Path(os.environ.get("INCEPTION_V3_CACHE") or Path.home() / ".cache" / "inception-v3")
-    cached = root / "wds-index" / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
+    cached = cache_root() / "wds-index" / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
     if cached.is_file():
         return [tuple(row) for row in json.loads(cached.read_text())]  # type: ignore[misc]
     samples: dict[str, dict[str, Any]] = {}

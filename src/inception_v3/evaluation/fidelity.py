@@ -28,7 +28,7 @@ from ..deploy.fusion import fold_batchnorm
 from ..errors import UserError
 from ..models.inception import Inception3
 from ..utils.devices import resolve_device
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write, cache_root
 from .conventions import Convention, get_convention
 from .features import pooled_taps
 from .fid import FID_WEIGHTS, load_fid_network, read_stats
@@ -67,8 +67,7 @@ class Settings:
 
 def cache_dir() -> Path:
     """Where features are cached: $INCEPTION_V3_CACHE/features, else ~/.cache/inception-v3/features."""
-    root = os.environ.get("INCEPTION_V3_CACHE") or Path.home() / ".cache" / "inception-v3"
-    return Path(root) / "features"
+    return cache_root() / "features"
 
 
 class _Prepared(Dataset):

@@ -18,10 +18,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from ..data.datasets import indexed_images
 from ..data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
-from ..data.hf_datasets import HfImages, load_split
+from ..data.hf_datasets import HfImages
 from ..data.image_io import IMAGE_SUFFIXES, BadSample, is_image_file
-from ..data.shards import ShardDataset, shard_paths
+from ..data.shards import ShardDataset
 from ..errors import UserError
 
 FASHION_MNIST_PREFIX = "fashion-mnist:"
@@ -194,24 +195,17 @@ class _Indexed:
 def indexed_source(spec: str) -> ImageSource:
     """`wds:DIR/PATTERN` (tar shards, braces expanded) or `hf:NAME_OR_PATH[:SPLIT]` (default split: validation)."""
     kind, _, rest = spec.partition(":")
-    ds: ShardDataset | HfImages
     if kind == "wds":
         folder, pattern = os.path.split(rest)
-        shards = shard_paths(folder or ".", pattern, spec)
-        ds = ShardDataset(shards, _unchanged)
-        stats = ",".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in shards)
-        fingerprint = f"{spec}:{stats}"
+        ds, _ = indexed_images("wds", folder or ".", pattern, spec)
+        stats = ",".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in ds.shards)  # type: ignore[union-attr]
+        fingerprint: str | None = f"{spec}:{stats}"
     else:
         name, sep, split = rest.rpartition(":")
-        name, split = (name, split) if sep else (rest, "")
-        ds = HfImages(load_split(name, split or "validation", "image", "label"), spec, "image", "label", _unchanged)
+        ds, _ = indexed_images("hf", name if sep else rest, split if sep else None, spec)
         fingerprint = None  # a hub dataset's revision is not known here: not cached
     reader = _Indexed(ds)
     return ImageSource(spec, len(ds), reader, reader.label, fingerprint)
-
-
-def _unchanged(image: Tensor) -> Tensor:
-    return image
 
 
 def open_source(spec: Any, num_samples: int | None = None, batch_size: int = 50) -> ImageSource:

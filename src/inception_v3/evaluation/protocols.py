@@ -16,12 +16,9 @@ from torchvision.datasets import ImageFolder
 from tqdm import tqdm
 
 from ..data.crops import ViewSpec, crop_views, single_view
+from ..data.datasets import indexed_images
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
-from ..data.hf_datasets import HfImages, load_split
-from ..data.hf_datasets import class_names as hf_class_names
 from ..data.image_io import BadSample, is_image_file, read_image
-from ..data.shards import ShardDataset, shard_paths
-from ..data.shards import class_names as shard_class_names
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
 from ..errors import UserError
@@ -109,27 +106,13 @@ def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: in
 def _indexed_set(dataset: str, data: str | None, split: str | None, classes: list[str], limit: int | None
                  ) -> list[tuple[Callable[[], Tensor], int]]:  # fmt: skip
     """WebDataset shards or a Hugging Face dataset split, read by index (images untransformed)."""
-    ds: ShardDataset | HfImages
-    if dataset == "wds":
-        shards = shard_paths(data, split, "--split")
-        ds = ShardDataset(shards, _untransformed)
-        names = shard_class_names(shards[0].parent, [y for _, y in ds.samples])
-    else:
-        if not data:
-            raise UserError("--dataset hf needs --data: a hub name, a save_to_disk folder or Parquet files")
-        hf = load_split(data, split or "validation", "image", "label")
-        ds = HfImages(hf, f"{data}:{split or 'validation'}", "image", "label", _untransformed)
-        names = hf_class_names(hf, "label", [y for _, y in ds.samples])
+    ds, names = indexed_images(dataset, data, split, "--split")
     unknown = sorted({names[y] for _, y in ds.samples} - set(classes))
     if unknown:
         raise UserError(f"{data} has classes the weights do not know: {', '.join(unknown[:5])} (the weights know "
                         f"{len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
     count = len(ds) if limit is None else min(limit, len(ds))
     return [(lambda i=i: _image(ds, i), classes.index(names[ds.samples[i][1]])) for i in range(count)]
-
-
-def _untransformed(image: Tensor) -> Tensor:
-    return image
 
 
 def _image(ds: Dataset, i: int) -> Tensor:

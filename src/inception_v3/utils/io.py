@@ -21,6 +21,11 @@ from ..errors import UserError, reason
 TEMP_SUFFIX = ".tmp"
 
 
+def cache_root() -> Path:
+    """This project's cache: $INCEPTION_V3_CACHE, else ~/.cache/inception-v3."""
+    return Path(os.environ.get("INCEPTION_V3_CACHE") or Path.home() / ".cache" / "inception-v3")
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> None:
     """Call `write(temp_path)` on a temp file in the same folder, then rename it over `path`."""
     path = Path(path)
