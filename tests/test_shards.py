@@ -2,12 +2,17 @@
 back by webdataset itself) and Hugging Face datasets (`save_to_disk`) train to the same weights as the
 image folder they hold; bad shards and datasets are one line each."""
 
+import contextlib
+import functools
+import http.server
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +63,24 @@ ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}  # the threads of the in-proces
 WDS = ["--dataset", "wds", "--train-split", "train-{000000..000002}.tar", "--val-split", "val-000000.tar"]
 
 
+@contextlib.contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving `folder`; yields its URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def weights(run: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(sorted((run / "checkpoints").glob("step-*.pt"))[-1])
     return {**state["model"], **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
@@ -96,17 +119,60 @@ def test_folder_shards_and_hf_dataset_train_to_the_same_weights(
     best = str(tmp_path / "folder" / "best.pt")
     capsys.readouterr()  # the training runs' lines
     results = []
-    for args in (["--data", str(data["folder"] / "val")], ["--dataset", "wds", "--data", str(data["shards"]),
-                 "--split", "val-000000.tar"], ["--dataset", "hf", "--data", str(data["hf"])]):  # fmt: skip
-        assert main(["evaluate", best, *args, "--json", "--device", "cpu"]) == 0
-        results.append(json.loads(capsys.readouterr().out))
+    with served(data["shards"]) as url:  # and shards by URL, fetched through webdataset's openers (curl)
+        for args in (["--data", str(data["folder"] / "val")], ["--dataset", "wds", "--data", str(data["shards"]),
+                     "--split", "val-000000.tar"], ["--dataset", "hf", "--data", str(data["hf"])],
+                     ["--dataset", "wds", "--data", url, "--split", "val-000000.tar"]):  # fmt: skip
+            assert main(["evaluate", best, *args, "--json", "--device", "cpu"]) == 0
+            results.append(json.loads(capsys.readouterr().out))
     assert results[0]["n"] == 12 and all(r["per_class"] == results[0]["per_class"] for r in results)
     assert all(r["top1"] == results[0]["top1"] and r["ece"] == results[0]["ece"] for r in results)
+    # features: the same arrays from the files, the shards and the HF split; labels and classes with the last two
+    feats = []
+    for args in ([str(data["folder"] / "val")], ["--dataset", "wds", str(data["shards"]), "--split", "val-000000.tar"],
+                 ["--dataset", "hf", str(data["hf"])]):  # fmt: skip
+        out_file = tmp_path / f"features-{len(feats)}.npz"
+        assert main(["features", *args, "--weights", best, "--output", str(out_file), "--device", "cpu"]) == 0
+        feats.append(np.load(out_file))
+    assert feats[0]["features"].shape[0] == 12 and "labels" not in feats[0]
+    for f in feats[1:]:
+        assert (
+            np.array_equal(f["features"], feats[0]["features"]) and f["labels"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+        )
+        assert f["classes"].tolist() == list(CLASSES)
     for name in ("wds", "hf"):
         different = [k for k in runs["folder"] if not torch.equal(runs["folder"][k], runs[name][k])]
         assert not different, f"{name}: {len(different)} tensors differ from the image folder's run"
         config = json.loads((tmp_path / name / "config.json").read_text())
         assert config["classes"] == list(CLASSES) and config["steps_per_epoch"] == 6
+
+
+def test_shards_of_an_hf_dataset_hold_its_images(data: dict[str, Path], tmp_path: Path) -> None:
+    """`shards hf:...` writes what `shards FOLDER` writes for the same images: the same bytes and labels."""
+    import webdataset
+
+    assert main(["shards", f"hf:{data['hf']}", str(tmp_path / "from-hf"), "--max-count", "20"]) == 0
+    assert (tmp_path / "from-hf" / "classes.txt").read_text().split() == list(CLASSES)
+    for split in ("train-{000000..000002}.tar", "val-000000.tar"):
+        a, b = (
+            list(webdataset.WebDataset(str(d / split), shardshuffle=False))
+            for d in (data["shards"], tmp_path / "from-hf")
+        )
+        strip = [{k: v for k, v in s.items() if not k.startswith("__")} for s in a]
+        assert len(a) == len(b) and strip == [{k: v for k, v in s.items() if not k.startswith("__")} for s in b]
+
+
+def test_reproduce_trains_and_evaluates_from_shards(data: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "rp"
+    args = ["reproduce", "crops", "--budget", "smoke", "--seeds", "1", "--out-dir", str(out), "--dataset", "wds",
+            "--data-dir", str(data["shards"]), "--train-split", "train-{000000..000002}.tar", "--val-split",
+            "val-000000.tar"]  # fmt: skip
+    assert main(args) == 0
+    records = [json.loads(p.read_text()) for p in (out / "records" / "smoke").glob("*.json")]
+    trained = [r for r in records if r["kind"] == "train"]
+    assert trained and all(r["train"]["dataset"] == "wds" and r["steps"] > 0 for r in trained)  # table3's ladder
+    crops = [r for r in records if r["kind"] == "crops"]
+    assert len(crops) == 4 and all(r["final"]["ema"]["n"] == 8 for r in crops)  # the budget's 8 shard images
 
 
 def test_an_undecodable_member_is_named_by_shard_and_key(data: dict[str, Path], tmp_path: Path,
@@ -155,10 +221,14 @@ def test_bad_shards_and_datasets_one_line_each(data: dict[str, Path], tmp_path: 
         (["--dataset", "hf", "--data-dir", str(data["hf"]), "--val-split", "test"], "has no split 'test'"),
         (["--dataset", "hf", "--data-dir", str(tmp_path / "nowhere-dataset")], "cannot load the dataset"),
     ]
-    for args, message in cases:
-        assert main([*common, *args]) == 2, args
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and message in err[-1], (args, err)
+    with served(bad) as url:
+        cases.append(([*shards[:2], "--data-dir", url, "--train-split", "train-{000000..000004}.tar", *shards[4:]],
+                      "cannot fetch shard " + url + "/train-000003.tar (4 of 5)"))  # fmt: skip
+        for args, message in cases:
+            assert main([*common, *args]) == 2, args
+            err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+            err = [line for line in err if not line.startswith("fetching")]  # the progress of the shards fetched
+            assert len(err) == 1 and message in err[-1], (args, err)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
@@ -178,3 +248,12 @@ def test_fidelity_reads_shards_and_hf_datasets(data: dict[str, Path], tmp_path: 
     inputs = (str(data["folder"] / "val"), f"wds:{data['shards']}/val-000000.tar", f"hf:{data['hf']}:validation")
     scores = [calculate_metrics(x, **common) for x in inputs]
     assert scores[0]["inception_score_mean"] > 1 and scores[1] == scores[0] and scores[2] == scores[0]
+    # `fid` (pytorch-fid's numbers) reads them too: the same statistics
+    stats = []
+    for x in (*inputs[:2], f"hf:{data['hf']}"):  # the default split: validation
+        stats.append(tmp_path / f"stats-{len(stats)}.npz")
+        assert main(["fid", x, "--save-stats", str(stats[-1]), "--weights", str(tmp_path / "fid.pth"), "--dims", "64",
+                     "--device", "cpu"]) == 0  # fmt: skip
+    loaded = [np.load(p) for p in stats]
+    assert all(np.array_equal(s["mu"], loaded[0]["mu"]) and np.array_equal(s["sigma"], loaded[0]["sigma"])
+               for s in loaded[1:])  # fmt: skip

@@ -104,7 +104,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         return
     if not args.experiments:
         raise UserError("name at least one experiment: table2, table3, factorization, aux, label-smoothing, crops")
-    if not reproduce(args.experiments, args.budget, args.seeds, out_dir, records, report, args.data_dir):
+    data = {k: getattr(args, k) for k in ("dataset", "data_dir", "train_split", "val_split", "image_column",
+                                          "label_column")}  # fmt: skip
+    if not reproduce(args.experiments, args.budget, args.seeds, out_dir, records, report, data):
         raise SystemExit(130)
 
 
@@ -125,7 +127,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     result = run_evaluation(args.checkpoints, args.dataset, args.data, args.crops, args.out, args.limit,
                             show_progress=not args.json, central_fraction=args.central_fraction, mode=args.mode,
-                            calibration=args.calibration, device=args.device, split=args.split)  # fmt: skip
+                            calibration=args.calibration, device=args.device, split=args.split,
+                            columns=(args.image_column, args.label_column))  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -168,6 +171,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 def _cmd_fid(args: argparse.Namespace) -> None:
     from .evaluation.fid import load_fid_network, read_stats, save_stats, stats_for
+    from .evaluation.image_sources import is_indexed
     from .evaluation.scores import frechet_distance
     from .utils.devices import resolve_device
 
@@ -179,8 +183,9 @@ def _cmd_fid(args: argparse.Namespace) -> None:
     saved = {s: read_stats(s, "pytorch-fid", args.dims) for s in sources if s.endswith(".npz")}  # checked first
     folders = [s for s in sources if s not in saved]
     for src in folders:
-        if not Path(src).is_dir():
-            raise UserError(f"{src} is neither a folder of images nor a .npz statistics file")
+        if not (is_indexed(src) or Path(src).is_dir()):
+            raise UserError(f"{src} is neither a folder of images, wds:DIR/PATTERN, hf:NAME[:SPLIT] nor a .npz "
+                            f"statistics file")  # fmt: skip
     if folders:  # images need the network
         device = resolve_device(args.device)
         model, report = load_fid_network(args.weights)
@@ -213,7 +218,8 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
 def _cmd_shards(args: argparse.Namespace) -> None:
     from .data.shards import write_shards
 
-    info = write_shards(args.src, args.out, args.max_count, args.max_size, args.overwrite)
+    info = write_shards(args.src, args.out, args.max_count, args.max_size, args.overwrite, args.train_split,
+                        args.val_split, args.image_column, args.label_column)  # fmt: skip
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -264,7 +270,8 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
     taps = _int_list(args.taps, "--taps") if args.taps else []
     info = extract_features(args.weights, args.images, args.output, taps, args.batch_size, args.central_fraction,
-                            args.overwrite, show_progress=not args.json, device=args.device)  # fmt: skip
+                            args.overwrite, show_progress=not args.json, device=args.device, dataset=args.dataset,
+                            split=args.split)  # fmt: skip
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -401,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "shards' folder; hf: a hub name, a save_to_disk folder or Parquet files")  # fmt: skip
     p.add_argument("--split", help="wds: the shard pattern, e.g. 'val-{000000..000063}.tar'; hf: the split "
                    "(default: validation)")  # fmt: skip
+    p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
+    p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
     p.add_argument(
         "--central-fraction",
@@ -441,8 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("fid", help="Frechet Inception Distance between two image folders or .npz statistics")
-    p.add_argument("a", help="folder of images or .npz statistics")
-    p.add_argument("b", nargs="?", help="folder of images or .npz statistics (omit with --save-stats)")
+    p.add_argument("a", help="folder of images, wds:DIR/PATTERN (shards), hf:NAME[:SPLIT], or .npz statistics")
+    p.add_argument("b", nargs="?", help="the same kinds (omit with --save-stats)")
     p.add_argument(
         "--weights",
         default="pytorch-fid/2015-12-05",
@@ -491,9 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_option(p)
     p.set_defaults(func=_cmd_fidelity)
 
-    p = sub.add_parser("shards", help="write WebDataset tar shards of an image folder (train/ and val/), to train "
-                       "from with --dataset wds")  # fmt: skip
-    p.add_argument("src", help="a folder with train/ and val/, one sub-folder per class")
+    p = sub.add_parser("shards", help="write WebDataset tar shards of an image folder (train/ and val/) or a Hugging "
+                       "Face dataset, to train from with --dataset wds")  # fmt: skip
+    p.add_argument("src", help="a folder with train/ and val/, one sub-folder per class; or a Hugging Face dataset: "
+                   "hf:NAME_OR_PATH, or a save_to_disk folder")  # fmt: skip
+    p.add_argument("--train-split", default="train", help="hf: the split written as train-*.tar (default: train)")
+    p.add_argument("--val-split", default="validation", help="hf: the split written as val-*.tar (default: "
+                   "validation)")  # fmt: skip
+    p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
+    p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
     p.add_argument("out", help="the folder for train-000000.tar ..., val-000000.tar ... and classes.txt")
     p.add_argument("--max-count", type=COUNT, default=10000, help="samples per shard at most (default 10000)")
     p.add_argument("--max-size", type=POSITIVE, default=3e9, help="bytes per shard at most (default 3e9)")
@@ -502,7 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_shards)
 
     p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
-    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns; with --dataset wds: the "
+                   "shards' folder; hf: a hub name, a save_to_disk folder or Parquet files")  # fmt: skip
+    p.add_argument("--dataset", default="files", choices=["files", "wds", "hf"], help="what IMAGES are (default: "
+                   "files); wds and hf also save the labels and class names")  # fmt: skip
+    p.add_argument("--split", help="wds: the shard pattern, e.g. 'val-{000000..000063}.tar'; hf: the split "
+                   "(default: validation)")  # fmt: skip
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
     p.add_argument("--taps", help="also the FID taps, e.g. 64,192,768 (pooled maxpool1, maxpool2, Mixed_6e)")
@@ -530,7 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) or paper (ImageNet)",
     )
     p.add_argument("--seeds", type=COUNT, default=3, help="seeds 0..N-1 per variant")
-    p.add_argument("--data-dir", help="Fashion-MNIST folder (default: Debian's) or ImageNet train/ val/ for paper")
+    p.add_argument("--dataset", choices=["fashion-mnist", "imagefolder", "wds", "hf"], help="the data's format "
+                   "(default: the budget's: fashion-mnist, or imagefolder for paper)")  # fmt: skip
+    p.add_argument("--data-dir", help="Fashion-MNIST folder (default: Debian's), or for paper ImageNet: train/ and "
+                   "val/ class folders, the shards' folder (wds) or a dataset (hf)")  # fmt: skip
+    p.add_argument("--train-split", help="wds: the training shards' pattern; hf: the split (default: train)")
+    p.add_argument("--val-split", help="wds: the validation shards' pattern; hf: the split (default: validation)")
+    p.add_argument("--image-column", help="hf: the image column (default: image)")
+    p.add_argument("--label-column", help="hf: the label column (default: label)")
     p.add_argument("--out-dir", default="runs/reproduce", help="where the training runs (checkpoints) go")
     p.add_argument("--records", help="where the run records go (default: OUT_DIR/records)")
     p.add_argument("--report", help="the report to (re)write (default: OUT_DIR/reproduction.md)")

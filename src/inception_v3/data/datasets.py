@@ -163,20 +163,21 @@ def build_datasets(dataset: str, data_dir: str | None, p: Preprocessing, channel
     return Splits(spread_subset(train, train_subset), spread_subset(val, val_subset), names)
 
 
-def indexed_images(dataset: str, data_dir: str | None, split: str | None, option: str
-                   ) -> tuple[ShardDataset | HfImages, list[str]]:  # fmt: skip
+def indexed_images(
+    dataset: str, data_dir: str | None, split: str | None, option: str, columns: tuple[str, str] = ("image", "label")
+) -> tuple[ShardDataset | HfImages, list[str]]:
     """The untransformed images (uint8 C x H x W) and class names of WebDataset shards (`split`: their
-    pattern under data_dir) or a Hugging Face dataset split (default: validation), for evaluation and
-    scoring; `option` names where the pattern came from, for messages."""
+    pattern under data_dir) or a Hugging Face dataset split (default: validation; `columns`: image and
+    label), for evaluation and scoring; `option` names where the pattern came from, for messages."""
     if dataset == "wds":
         shards = shard_paths(data_dir, split, option)
         ds: ShardDataset | HfImages = ShardDataset(shards, _unchanged)
         return ds, shard_class_names(shards[0].parent, [y for _, y in ds.samples])
     if not data_dir:
         raise UserError("--dataset hf needs a dataset: a hub name, a save_to_disk folder or Parquet files")
-    hf = load_split(data_dir, split or "validation", "image", "label")
-    ds = HfImages(hf, f"{data_dir}:{split or 'validation'}", "image", "label", _unchanged)
-    return ds, hf_class_names(hf, "label", [y for _, y in ds.samples])
+    hf = load_split(data_dir, split or "validation", *columns)
+    ds = HfImages(hf, f"{data_dir}:{split or 'validation'}", *columns, _unchanged)
+    return ds, hf_class_names(hf, columns[1], [y for _, y in ds.samples])
 
 
 def _unchanged(image: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import UserError, reason
-from .image_io import BadSample, image_tensor
+from .image_io import BadSample, decode_image_bytes
 
 
 def load_split(spec: str, split: str, image_column: str, label_column: str) -> Any:
@@ -50,11 +50,16 @@ def class_names(ds: Any, label_column: str, labels: list[int]) -> list[str]:
 
 
 class HfImages(Dataset):
-    """A split's rows as (transformed image, label), like an image folder's; an image that does not decode
-    is a BadSample named by the dataset and row."""
+    """A split's rows as (transformed image, label), like an image folder's: the image column's stored bytes
+    are decoded as image files are (`decode_image_bytes`), so a dataset trains as its folder does; an image
+    that does not decode is a BadSample named by the dataset and row."""
 
     def __init__(self, ds: Any, name: str, image_column: str, label_column: str,
                  transform: Callable[[Tensor], Tensor]) -> None:  # fmt: skip
+        import datasets
+
+        if isinstance(ds.features[image_column], datasets.Image):  # the bytes, not Pillow's decode
+            ds = ds.cast_column(image_column, datasets.Image(decode=False))
         self.ds, self.name, self.image_column, self.transform = ds, name, image_column, transform
         labels = [int(y) for y in ds[label_column]]
         self.samples = [(f"{name}[{i}]", y) for i, y in enumerate(labels)]
@@ -62,11 +67,23 @@ class HfImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def raw(self, i: int) -> bytes:
+        """Row i's image bytes, as stored (or read from the file the row names)."""
+        value = self.ds[i][self.image_column]
+        if isinstance(value, dict):  # datasets.Image without decoding: {"bytes": ..., "path": ...}
+            if value.get("bytes") is not None:
+                return bytes(value["bytes"])
+            if value.get("path"):
+                return Path(value["path"]).read_bytes()
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        raise UserError(f"{self.samples[i][0]}: the column {self.image_column!r} holds {type(value).__name__}, "
+                        f"not an image")  # fmt: skip
+
     def __getitem__(self, i: int) -> Any:
         name = self.samples[i][0]
         try:
-            image = self.ds[i][self.image_column]
-            tensor = image_tensor(image)
-        except Exception as exc:  # Pillow and the datasets decoder raise many types for damaged bytes
-            return BadSample(name, f"{name} is not an image Pillow can read ({type(exc).__name__})")
-        return self.transform(tensor), self.samples[i][1]
+            image = decode_image_bytes(self.raw(i), name)
+        except (UserError, OSError) as exc:
+            return BadSample(name, str(exc) if isinstance(exc, UserError) else f"{name}: {exc}")
+        return self.transform(image), self.samples[i][1]

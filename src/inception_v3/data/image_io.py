@@ -1,9 +1,11 @@
-"""Reading images: the one decoder (Pillow: every format and mode it opens), and expanding the file,
-folder and glob arguments of the commands into image paths."""
+"""Reading images: one decoder for every format (JPEG through torchvision's libjpeg-turbo decoder, about
+twice as fast as Pillow's, everything else and unusual JPEGs through Pillow), and expanding the file, folder
+and glob arguments of the commands into image paths."""
 
 from __future__ import annotations
 
 import glob
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +15,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
+from torchvision.io import ImageReadMode, decode_jpeg
 
 from ..errors import UserError
 
+JPEG_MAGIC = b"\xff\xd8\xff"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
@@ -27,6 +31,21 @@ class BadSample:
     reason: str
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """An image's encoded bytes (a file's, a shard member's, a dataset row's) and how to name it."""
+
+    data: bytes
+    name: str
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> Encoded:
+        try:
+            return cls(Path(path).read_bytes(), str(path))
+        except OSError as exc:
+            raise UserError(f"cannot read {path} ({type(exc).__name__})") from None
+
+
 def is_image_file(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(IMAGE_SUFFIXES)
 
@@ -35,12 +54,51 @@ def read_image(path: str | os.PathLike[str] | BinaryIO, name: str | None = None)
     """An image (a file, or a file object named `name`) as uint8 C x H x W: 1 channel for gray images, 3 for
     everything else (RGB, RGBA, CMYK, palette; 16-bit images are scaled to 8 bits). Unreadable data raises
     UserError."""
+    if isinstance(path, (str, os.PathLike)):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise UserError(f"cannot read {path} ({type(exc).__name__})") from None
+    else:
+        data = path.read()
+    return decode_image_bytes(data, name or str(path))
+
+
+def decode_image_bytes(data: bytes, name: str) -> Tensor:
+    """Encoded image bytes as `read_image` gives them: gray and RGB JPEGs decoded by libjpeg-turbo
+    (`torchvision.io.decode_jpeg`), the rest by Pillow."""
+    if data[:3] == JPEG_MAGIC:
+        try:
+            image = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+        except RuntimeError:  # damaged or unusual (arithmetic coding, ...): Pillow decides
+            image = None
+        if image is not None and image.shape[0] in (1, 3):
+            return image
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
             return image_tensor(im)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{name or path} is not an image Pillow can read ({type(exc).__name__})") from None
+        raise UserError(f"{name} is not an image Pillow can read ({type(exc).__name__})") from None
+
+
+def decode_batch(items: list[Encoded | Tensor], device: torch.device) -> list[Tensor]:
+    """Images (already decoded tensors pass through) as uint8 C x H x W on `device`. On a CUDA device the gray
+    and RGB JPEGs of the batch are decoded together there (nvjpeg, `torchvision.io.decode_jpeg`); everything
+    else, and everything on a CPU, as `decode_image_bytes` decodes it."""
+    out: list[Tensor | None] = [None if isinstance(it, Encoded) else it.to(device) for it in items]
+    jpegs = [i for i, it in enumerate(items) if isinstance(it, Encoded) and it.data[:3] == JPEG_MAGIC]
+    if device.type == "cuda" and jpegs:
+        data = [torch.frombuffer(bytearray(items[i].data), dtype=torch.uint8) for i in jpegs]  # type: ignore[union-attr]
+        try:
+            decoded = decode_jpeg(data, mode=ImageReadMode.UNCHANGED, device=device)
+        except RuntimeError:  # one undecodable JPEG fails the batch: each is then decoded on the CPU, and named
+            decoded = []
+        for i, image in zip(jpegs, decoded, strict=False):
+            out[i] = image if image.shape[0] in (1, 3) else None
+    return [image if image is not None else decode_image_bytes(it.data, it.name).to(device)  # type: ignore[union-attr]
+            for image, it in zip(out, items, strict=True)]  # fmt: skip
 
 
 def image_tensor(im: Image.Image) -> Tensor:

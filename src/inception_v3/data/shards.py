@@ -16,16 +16,17 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import UserError, reason
 from ..utils.io import atomic_write_text, cache_root
-from .image_io import BadSample, read_image
+from .image_io import JPEG_MAGIC, BadSample, decode_image_bytes
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 OPEN_SHARDS = 32  # open shard files per process at most (1,024 shards x 8 workers x 8 replicas would exhaust ulimits)
@@ -51,11 +52,17 @@ def expand_braces(pattern: str) -> list[str]:
 
 
 def shard_paths(data_dir: str | None, pattern: str | None, option: str) -> list[Path]:
-    """The shard files `pattern` (braces expanded) names under `data_dir`; all must exist. `option`: the
-    command-line option the pattern came from, for messages."""
+    """The shard files `pattern` (braces expanded) names under `data_dir`; all must exist. A URL (`https://`,
+    `pipe:COMMAND`, any scheme of webdataset's openers) is fetched once into the cache (`fetch_shard`).
+    `option`: the command-line option the pattern came from, for messages."""
     if not pattern:
         raise UserError(f"--dataset wds needs {option}, a shard pattern such as 'train-{{000000..000099}}.tar'")
     names = expand_braces(pattern)
+    if is_url(data_dir or "") or is_url(pattern):
+        urls = [n if is_url(n) else f"{(data_dir or '').rstrip('/')}/{n}" for n in names]
+        paths = [fetch_shard(u, f"{i + 1} of {len(urls)}") for i, u in enumerate(urls)]
+        fetch_shard(urls[0].rsplit("/", 1)[0] + "/classes.txt", "", optional=True)
+        return paths
     paths = [Path(data_dir or ".") / n for n in names]
     missing = [p for p in paths if not p.is_file()]
     if len(missing) == len(paths):
@@ -63,6 +70,44 @@ def shard_paths(data_dir: str | None, pattern: str | None, option: str) -> list[
     if missing:
         raise UserError(f"shard {missing[0]} is missing ({len(missing)} of the {len(paths)} shards of {pattern!r})")
     return paths
+
+
+def is_url(text: str) -> bool:
+    """Whether `text` is read through webdataset's openers (`https://...`, `pipe:COMMAND`, `hf://...`)."""
+    return "://" in text or text.startswith("pipe:")
+
+
+def fetch_shard(url: str, which: str, optional: bool = False) -> Path:
+    """A local copy of the shard at `url`, fetched once through webdataset's openers (curl for http(s), the
+    command of `pipe:`) into $INCEPTION_V3_CACHE/wds-shards/<hash of the URL's folder>/; reading by index needs
+    random access, so remote shards are read from that copy. `optional` (classes.txt): None of it is an error."""
+    from webdataset.gopen import gopen
+
+    folder, _, name = url.rpartition("/")
+    target = cache_root() / "wds-shards" / hashlib.sha256(folder.encode()).hexdigest()[:24] / name
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{name}.part-{os.getpid()}")
+    try:
+        with (
+            gopen(url, "rb") as stream,
+            open(tmp, "wb") as f,
+            tqdm(desc=f"fetching {name} ({which})", unit="B", unit_scale=True, disable=optional, leave=False) as bar,
+        ):
+            while chunk := stream.read(1 << 20):
+                f.write(chunk)
+                bar.update(len(chunk))
+        if tmp.stat().st_size == 0:
+            raise OSError("nothing was received")
+        os.replace(tmp, target)
+    except Exception as exc:  # the openers raise several types (exit status of curl or the command, OSError)
+        tmp.unlink(missing_ok=True)
+        if optional:
+            return target
+        raise UserError(f"cannot fetch shard {url} ({which}): {reason(exc)}; check the URL, or fetch the shards "
+                        f"and pass their folder as --data-dir") from None  # fmt: skip
+    return target
 
 
 def index_shard(path: Path) -> list[tuple[str, int, int, int]]:
@@ -158,65 +203,107 @@ class ShardDataset(Dataset):
         f.seek(offset)
         return f.read(size)
 
+    def raw(self, i: int) -> bytes:
+        """Sample i's image bytes, as stored."""
+        s, _, offset, size = self.items[i]
+        return self._read(s, offset, size)
+
     def __getitem__(self, i: int) -> Any:
-        s, key, offset, size = self.items[i]
-        name = f"{self.shards[s]}:{key}"
+        name = self.samples[i][0]
         try:
-            image = read_image(io.BytesIO(self._read(s, offset, size)), name)
+            image = decode_image_bytes(self.raw(i), name)
         except UserError as exc:
             return BadSample(name, str(exc))
         return self.transform(image), self.samples[i][1]
 
 
-def write_shards(src: str, out: str, max_count: int = 10000, max_size: float = 3e9, overwrite: bool = False
-                 ) -> dict[str, Any]:  # fmt: skip
-    """WebDataset shards of an image folder (SRC/train, SRC/val, one sub-folder per class) with webdataset's
-    `ShardWriter`: OUT/train-000000.tar ..., OUT/val-000000.tar ... and OUT/classes.txt. Samples keep the
-    folder order (class, then file name), so a run from the shards sees the images in the order of a run
-    from the folder. Each sample holds the file's own bytes (`jpg`, `png`, ...) and its class index (`cls`)."""
+def write_shards(src: str, out: str, max_count: int = 10000, max_size: float = 3e9, overwrite: bool = False,
+                 train_split: str = "train", val_split: str = "validation", image_column: str = "image",
+                 label_column: str = "label") -> dict[str, Any]:  # fmt: skip
+    """WebDataset shards with webdataset's `ShardWriter`, OUT/train-000000.tar ..., OUT/val-000000.tar ... and
+    OUT/classes.txt, of an image folder (SRC/train, SRC/val, one sub-folder per class; samples in the folder
+    order, class then file name) or of a Hugging Face dataset (`hf:NAME_OR_PATH`, or a `save_to_disk`
+    folder; its `train_split` and `val_split`, rows in order). Each sample holds the image's own bytes
+    (`jpg`, `png`, `webp`; other formats as PNG) and its class index (`cls`), so a run from the shards sees
+    the images of a run from the source, in the same order."""
     try:
         import webdataset
     except ImportError:
         raise UserError("writing shards needs webdataset: pip install 'inception-v3[wds]'") from None
-    from torchvision.datasets import ImageFolder
-
-    from .image_io import is_image_file
-
     dst = Path(out)
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise UserError(f"{dst} is not empty; choose another folder or pass --overwrite")
-    folders = {split: Path(src) / split for split in ("train", "val")}
-    missing = [str(f) for f in folders.values() if not f.is_dir()]
-    if missing:
-        raise UserError(f"{missing[0]} does not exist: SRC must hold train/ and val/, one sub-folder per class")
-    trees = {split: ImageFolder(str(f), is_valid_file=is_image_file, allow_empty=True) for split, f in folders.items()}
-    classes = trees["train"].classes
-    if trees["val"].classes != classes:
-        raise UserError(f"{src}: train/ and val/ have different class folders")
+    hf = src.startswith("hf:") or (Path(src) / "dataset_dict.json").is_file()
+    if hf:
+        splits, classes = _hf_splits(src.removeprefix("hf:"), train_split, val_split, image_column, label_column)
+    else:
+        splits, classes = _folder_splits(src)
     dst.mkdir(parents=True, exist_ok=True)
     counts = {}
-    for split, tree in trees.items():
+    for split, (count, samples) in splits.items():
         with webdataset.ShardWriter(str(dst / f"{split}-%06d.tar"), maxcount=max_count, maxsize=max_size,
                                     verbose=0) as sink:  # fmt: skip
-            for i, (path, label) in enumerate(tree.samples):
-                ext, data = _image_bytes(Path(path))
+            for i, (ext, data, label) in enumerate(samples):
                 sink.write({"__key__": f"{split}_{i:08d}", ext: data, "cls": label})
-            counts[split] = {"samples": len(tree.samples), "shards": sink.shard}
+            counts[split] = {"samples": count, "shards": sink.shard}
     atomic_write_text(dst / "classes.txt", "".join(f"{c}\n" for c in classes))
     return {"output": str(dst), "classes": len(classes), **counts}
 
 
-def _image_bytes(path: Path) -> tuple[str, bytes]:
-    """A file's own bytes when readers take its format (jpg, jpeg, png, webp), else its pixels as PNG."""
-    ext = path.suffix.lower().lstrip(".")
-    if ext in IMAGE_EXTENSIONS:
-        return ext, path.read_bytes()
+Samples = tuple[int, Iterator[tuple[str, bytes, int]]]  # how many, then (extension, bytes, label) of each
+
+
+def _folder_splits(src: str) -> tuple[dict[str, Samples], list[str]]:
+    from torchvision.datasets import ImageFolder
+
+    from .image_io import is_image_file
+
+    folders = {split: Path(src) / split for split in ("train", "val")}
+    missing = [str(f) for f in folders.values() if not f.is_dir()]
+    if missing:
+        raise UserError(f"{missing[0]} does not exist: SRC must hold train/ and val/ (one sub-folder per class), "
+                        f"or be a Hugging Face dataset (hf:NAME)")  # fmt: skip
+    trees = {split: ImageFolder(str(f), is_valid_file=is_image_file, allow_empty=True) for split, f in folders.items()}
+    if trees["val"].classes != trees["train"].classes:
+        raise UserError(f"{src}: train/ and val/ have different class folders")
+
+    def samples(files: list[tuple[str, int]]) -> Iterator[tuple[str, bytes, int]]:
+        for path, label in files:
+            yield *_as_stored(Path(path).read_bytes(), path), label
+
+    return {split: (len(t.samples), samples(t.samples)) for split, t in trees.items()}, trees["train"].classes
+
+
+def _hf_splits(spec: str, train_split: str, val_split: str, image_column: str, label_column: str
+               ) -> tuple[dict[str, Samples], list[str]]:  # fmt: skip
+    from .hf_datasets import HfImages, class_names, load_split
+
+    parts = {split: HfImages(load_split(spec, name, image_column, label_column), f"{spec}:{name}", image_column,
+                             label_column, lambda image: image)
+             for split, name in (("train", train_split), ("val", val_split))}  # fmt: skip
+    classes = class_names(parts["train"].ds, label_column, [y for _, y in parts["train"].samples])
+
+    def samples(ds: HfImages) -> Iterator[tuple[str, bytes, int]]:
+        for i, (name, label) in enumerate(ds.samples):
+            yield *_as_stored(ds.raw(i), name), label
+
+    return {split: (len(ds), samples(ds)) for split, ds in parts.items()}, classes
+
+
+def _as_stored(data: bytes, name: str) -> tuple[str, bytes]:
+    """Image bytes as a shard stores them: JPEG, PNG and WebP as they are, other formats as PNG."""
+    if data[:3] == JPEG_MAGIC:
+        return "jpg", data
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png", data
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp", data
     from PIL import Image
 
     buffer = io.BytesIO()
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.save(buffer, format="PNG")
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot convert {path} to PNG for the shards ({type(exc).__name__})") from None
+        raise UserError(f"cannot convert {name} to PNG for the shards ({type(exc).__name__})") from None
     return "png", buffer.getvalue()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.image_io import expand_inputs, read_image
+from ..data.datasets import indexed_images
+from ..data.image_io import Encoded, decode_batch, expand_inputs
 from ..errors import UserError
 from ..models.inception import Inception3
 from ..utils.devices import resolve_device
@@ -41,12 +42,29 @@ def pooled_taps(model: Inception3, x: Tensor, taps: Sequence[int]) -> dict[int, 
     return {t: torch.flatten(F.adaptive_avg_pool2d(outputs[TAPS[t]], 1), 1) for t in taps}
 
 
+def image_set(inputs: list[str], dataset: str = "files", split: str | None = None
+              ) -> tuple[list[str], Callable[[int], Encoded], list[int] | None, list[str] | None]:  # fmt: skip
+    """(names, reader of image i's bytes, labels, class names) of image files, folders and globs (`files`),
+    or of WebDataset shards / a Hugging Face split (`wds`/`hf`: `inputs` is the one folder or dataset and
+    `split` the shard pattern or split name); files have no labels."""
+    if dataset == "files":
+        paths = expand_inputs(inputs)
+        return [str(p) for p in paths], lambda i: Encoded.read(paths[i]), None, None
+    if len(inputs) != 1:
+        raise UserError(f"--dataset {dataset} reads one dataset (its folder or name), got {len(inputs)} inputs")
+    ds, classes = indexed_images(dataset, inputs[0], split, "--split")
+    names = [name for name, _ in ds.samples]
+    return names, lambda i: Encoded(ds.raw(i), names[i]), [y for _, y in ds.samples], classes
+
+
 @torch.no_grad()
 def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[str], taps: Sequence[int] = (),
                      batch_size: int = 32, central_fraction: float | None = None, overwrite: bool = False,
-                     show_progress: bool = True, device: str = "auto") -> dict[str, Any]:  # fmt: skip
-    """Write `features` (N x 2048) and `taps_<k>` (N x k) for every image, and the file names; the network
-    runs on `device` (cpu, cuda or auto)."""
+                     show_progress: bool = True, device: str = "auto", dataset: str = "files",
+                     split: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write `features` (N x 2048) and `taps_<k>` (N x k) for every image, with the file names (and, for
+    shards and HF datasets, `labels` and the class names); the network runs on `device` (cpu, cuda or auto),
+    where JPEGs are decoded too on a GPU."""
     out = Path(output)
     if out.suffix not in FORMATS:
         raise UserError(f"--output must end in {' or '.join(FORMATS)}, got {out.name!r}")
@@ -55,30 +73,34 @@ def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[
     if batch_size < 1:
         raise UserError(f"invalid --batch-size {batch_size}: must be >= 1")
     check_taps(taps)
-    paths = expand_inputs(inputs)
+    files, read, labels, classes = image_set(inputs, dataset, split)
     where = resolve_device(device)
     members, _ = load_members([weights], central_fraction, where)
     member = members[0]
     wanted = [2048, *(t for t in taps if t != 2048)]
     arrays: dict[int, list[Tensor]] = {t: [] for t in wanted}
-    with tqdm(total=len(paths), desc="features", unit="img", disable=not show_progress) as bar:
-        for i in range(0, len(paths), batch_size):
-            chunk = paths[i : i + batch_size]
-            x = single_crop_inputs(member.model, [read_image(p) for p in chunk], member.view).to(where)
+    with tqdm(total=len(files), desc="features", unit="img", disable=not show_progress) as bar:
+        for i in range(0, len(files), batch_size):
+            chunk = range(i, min(i + batch_size, len(files)))
+            x = single_crop_inputs(member.model, decode_batch([read(k) for k in chunk], where), member.view)
             for t, v in pooled_taps(member.model, x, wanted).items():  # type: ignore[arg-type]
                 arrays[t].append(v.float().cpu())
             bar.update(len(chunk))
     tensors = {("features" if t == 2048 else f"taps_{t}"): torch.cat(v).contiguous() for t, v in arrays.items()}
-    files = [str(p) for p in paths]
+    if labels is not None:
+        tensors["labels"] = torch.tensor(labels, dtype=torch.int64)
     if out.suffix == ".npz":
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
-                np.savez(f, files=np.array(files), **{k: v.numpy() for k, v in tensors.items()})
+                extra = {} if classes is None else {"classes": np.array(classes)}
+                np.savez(f, files=np.array(files), **extra, **{k: v.numpy() for k, v in tensors.items()})
     else:
         from safetensors.torch import save_file
 
         meta = {"files": json.dumps(files), "weights": str(weights), "preprocessing": json.dumps(member.view.__dict__)}
+        if classes is not None:
+            meta["classes"] = json.dumps(classes)
 
         def write(tmp: str) -> None:
             save_file(tensors, tmp, metadata=meta)

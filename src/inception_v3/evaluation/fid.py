@@ -20,7 +20,7 @@ from ..utils.devices import model_device
 from ..utils.io import atomic_write
 from .conventions import CONVENTIONS
 from .features import TAPS, pooled_taps
-from .image_sources import folder_source
+from .image_sources import folder_source, indexed_source, is_indexed
 from .scores import statistics
 
 FID_WEIGHTS = "pytorch-fid/2015-12-05"
@@ -46,9 +46,10 @@ def features(model: Inception3, x: Tensor, dims: int = 2048) -> Tensor:
 @torch.no_grad()
 def activations(model: Inception3, folder: str | os.PathLike[str], batch_size: int = 50, dims: int = 2048,
                 show_progress: bool = True) -> np.ndarray:  # fmt: skip
-    """Features (N x dims) of every image in `folder` (recursive, sorted), decoded and resized as pytorch-fid
-    does (`CONVENTIONS["pytorch-fid"]`), computed on `model`'s device; float64 as pytorch-fid keeps them."""
-    source = folder_source(Path(folder))
+    """Features (N x dims) of every image in `folder` (recursive, sorted; or WebDataset shards
+    `wds:DIR/PATTERN`, a Hugging Face split `hf:NAME[:SPLIT]`), decoded and resized as pytorch-fid does
+    (`CONVENTIONS["pytorch-fid"]`), computed on `model`'s device; float64 as pytorch-fid keeps them."""
+    source = indexed_source(str(folder)) if is_indexed(folder) else folder_source(Path(folder))
     if source.count < 2:
         raise UserError(f"{folder} holds {source.count} image(s); FID needs at least 2")
     convention, device = CONVENTIONS["pytorch-fid"], model_device(model)
@@ -84,9 +85,10 @@ def read_stats(path: str | os.PathLike[str], convention: str = "pytorch-fid", di
 
 
 def stats_for(source: str, model: Inception3, batch_size: int, dims: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Statistics of a folder of images."""
-    if not Path(source).is_dir():
-        raise UserError(f"{source} is neither a folder of images nor a .npz statistics file")
+    """Statistics of a folder of images, WebDataset shards (`wds:DIR/PATTERN`) or an HF split (`hf:NAME[:SPLIT]`)."""
+    if not (is_indexed(source) or Path(source).is_dir()):
+        raise UserError(f"{source} is neither a folder of images, wds:DIR/PATTERN, hf:NAME[:SPLIT] nor a .npz "
+                        f"statistics file")  # fmt: skip
     return statistics(activations(model, source, batch_size, dims), CONVENTIONS["pytorch-fid"])
 
 

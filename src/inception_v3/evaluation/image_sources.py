@@ -6,6 +6,7 @@ name, and from Python uint8 tensors or a generator. Every image is decoded as th
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +22,7 @@ from torch import Tensor
 from ..data.datasets import indexed_images
 from ..data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from ..data.hf_datasets import HfImages
-from ..data.image_io import IMAGE_SUFFIXES, BadSample, is_image_file
+from ..data.image_io import IMAGE_SUFFIXES, is_image_file
 from ..data.shards import ShardDataset
 from ..errors import UserError
 
@@ -175,21 +176,22 @@ def _no_random_access(i: int) -> np.ndarray:
 
 
 class _Indexed:
-    """Images of WebDataset shards or a Hugging Face dataset split, by index, as RGB arrays (gray images
-    repeated in every channel, as Pillow's convert("RGB") does)."""
+    """Images of WebDataset shards or a Hugging Face dataset split, by index: their stored bytes decoded as
+    the tools decode files (`decode_rgb`)."""
 
     def __init__(self, ds: ShardDataset | HfImages) -> None:
         self.ds = ds
 
     def __call__(self, i: int) -> np.ndarray:
-        sample = self.ds[i]
-        if isinstance(sample, BadSample):
-            raise UserError(f"cannot decode image {sample.path}; fix or remove it")
-        image = sample[0]
-        return (image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]).permute(1, 2, 0).numpy()
+        return decode_rgb(io.BytesIO(self.ds.raw(i)), self.ds.samples[i][0])
 
     def label(self, i: int) -> str:
         return self.ds.samples[i][0]
+
+
+def is_indexed(spec: str | os.PathLike[str]) -> bool:
+    """Whether `spec` names shards (`wds:...`) or a Hugging Face split (`hf:...`)."""
+    return str(spec).startswith(("wds:", "hf:"))
 
 
 def indexed_source(spec: str) -> ImageSource:
@@ -220,7 +222,7 @@ def open_source(spec: Any, num_samples: int | None = None, batch_size: int = 50)
     text = str(spec)
     if text.startswith(FASHION_MNIST_PREFIX):
         return fashion_mnist_source(text)
-    if text.startswith(("wds:", "hf:")):
+    if is_indexed(text):
         return indexed_source(text)
     path = Path(text)
     if path.is_dir():

@@ -11,14 +11,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
 from tqdm import tqdm
 
 from ..data.crops import ViewSpec, crop_views, single_view
 from ..data.datasets import indexed_images
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
-from ..data.image_io import BadSample, is_image_file, read_image
+from ..data.image_io import Encoded, decode_batch, is_image_file, read_image
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
 from ..errors import UserError
@@ -73,13 +72,20 @@ def describe(member: Member) -> str:
     return f"{member.report.weights} ({member.report.source}; {member.report.summary()}; {crop})"
 
 
-def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: int | None, split: str | None = None
-                   ) -> list[tuple[Callable[[], Tensor], int]]:  # fmt: skip
+def evaluation_set(
+    dataset: str,
+    data: str | None,
+    classes: list[str],
+    limit: int | None,
+    split: str | None = None,
+    columns: tuple[str, str] = ("image", "label"),
+) -> list[tuple[Callable[[], Encoded | Tensor], int]]:
     """(image reader, label) pairs of the evaluation set, labels in the weights' class order; checked
-    before anything runs: the weights must know the data's classes (by name). `split`: the shard pattern
-    (wds) or the split name (hf, default validation)."""
+    before anything runs: the weights must know the data's classes (by name). A reader gives the image's
+    encoded bytes (decoded in batches by `decode_batch`) or, for Fashion-MNIST, its pixels. `split`: the
+    shard pattern (wds) or the split name (hf, default validation); `columns`: hf's image and label columns."""
     if dataset in ("wds", "hf"):
-        return _indexed_set(dataset, data, split, classes, limit)
+        return _indexed_set(dataset, data, split, classes, limit, columns)
     if dataset == "fashion-mnist":
         images, labels = load_fashion_mnist(data or FASHION_MNIST_DIR, "test")
         foreign = [c for c in classes if c not in FASHION_MNIST_CLASSES]
@@ -100,27 +106,20 @@ def evaluation_set(dataset: str, data: str | None, classes: list[str], limit: in
     samples = folder.samples if limit is None else folder.samples[:limit]
     if not samples:
         raise UserError(f"no images found in {data}")
-    return [(lambda p=path: read_image(p), classes.index(folder.classes[idx])) for path, idx in samples]
+    return [(lambda p=path: Encoded.read(p), classes.index(folder.classes[idx])) for path, idx in samples]
 
 
-def _indexed_set(dataset: str, data: str | None, split: str | None, classes: list[str], limit: int | None
-                 ) -> list[tuple[Callable[[], Tensor], int]]:  # fmt: skip
+def _indexed_set(dataset: str, data: str | None, split: str | None, classes: list[str], limit: int | None,
+                 columns: tuple[str, str]) -> list[tuple[Callable[[], Encoded | Tensor], int]]:  # fmt: skip
     """WebDataset shards or a Hugging Face dataset split, read by index (images untransformed)."""
-    ds, names = indexed_images(dataset, data, split, "--split")
+    ds, names = indexed_images(dataset, data, split, "--split", columns)
     unknown = sorted({names[y] for _, y in ds.samples} - set(classes))
     if unknown:
         raise UserError(f"{data} has classes the weights do not know: {', '.join(unknown[:5])} (the weights know "
                         f"{len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
     count = len(ds) if limit is None else min(limit, len(ds))
-    return [(lambda i=i: _image(ds, i), classes.index(names[ds.samples[i][1]])) for i in range(count)]
-
-
-def _image(ds: Dataset, i: int) -> Tensor:
-    """Image i of an indexed set; one that does not decode stops the evaluation naming it."""
-    sample = ds[i]
-    if isinstance(sample, BadSample):
-        raise UserError(sample.reason)
-    return sample[0]
+    return [(lambda i=i: Encoded(ds.raw(i), ds.samples[i][0]), classes.index(names[ds.samples[i][1]]))
+            for i in range(count)]  # fmt: skip
 
 
 def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
@@ -140,8 +139,7 @@ def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
 def predict_probs(members: list[Member], images: list[Tensor], protocol: str) -> Tensor:
     """Class probabilities (N x K, on the CPU) for N images: softmax averaged over crops, then over ensemble
     members. The crops are cut on the CPU and normalized on each member's device."""
-    if len({im.shape[0] for im in images}) > 1:  # gray, RGB and RGBA together: RGB for all (exact for gray)
-        images = [im.expand(3, -1, -1) if im.shape[0] == 1 else im[:3] for im in images]
+    images = same_channels(images)
     out = []
     for m in members:
         size, device = m.config.receptive_field, model_device(m.model)
@@ -182,13 +180,21 @@ def calibration_batches(member: Member, dataset: str, data: str | None, calibrat
 def single_crop_inputs(model: nn.Module, images: list[Tensor], view: ViewSpec) -> Tensor:
     """N model inputs: each uint8 C x H x W image's single central crop, resized and normalized as evaluated."""
     size = model.config.receptive_field  # type: ignore[union-attr]
-    return to_model_input(torch.stack([single_view(im, size, view) for im in images]), model)
+    return to_model_input(torch.stack([single_view(im, size, view) for im in same_channels(images)]), model)
+
+
+def same_channels(images: list[Tensor]) -> list[Tensor]:
+    """Gray, RGB and RGBA images together: RGB for all (exact for gray); one kind: unchanged."""
+    if len({im.shape[0] for im in images}) > 1:
+        return [im.expand(3, -1, -1) if im.shape[0] == 1 else im[:3] for im in images]
+    return images
 
 
 def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: str, out: str | None,
                    limit: int | None = None, show_progress: bool = True, central_fraction: float | None = None,
                    mode: str = "fp32", calibration: str | None = None, device: str = "auto",
-                   split: str | None = None) -> dict[str, Any]:  # fmt: skip
+                   split: str | None = None, columns: tuple[str, str] = ("image", "label")
+                   ) -> dict[str, Any]:  # fmt: skip
     """Evaluate and (with `out`) write metrics.json, confusion.png and reliability.png atomically.
 
     `mode`: fp32 (as trained), fast (BN folded, channels_last, bf16 where supported) or int8 (CPU);
@@ -199,7 +205,7 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
     if mode == "int8" and where.type != "cpu":
         raise UserError("--mode int8 runs on x86 CPUs only; use --device cpu, or --mode fast on a GPU")
     members, classes = load_members(paths, central_fraction, where)
-    samples = evaluation_set(dataset, data, classes, limit, split)
+    samples = evaluation_set(dataset, data, classes, limit, split, columns)
     sources = [describe(m) for m in members]
     if mode == "fast":
         members = [replace(m, model=fast_inference(m.model, where)) for m in members]
@@ -210,7 +216,7 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
     per_batch = 32 if protocol == "single" else 4  # images per forward pass (crops multiply it)
     bar = tqdm(total=len(samples), desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
     for chunk in _chunks(iter((read(), label) for read, label in samples), per_batch):
-        probs.append(predict_probs(members, [image for image, _ in chunk], protocol))
+        probs.append(predict_probs(members, decode_batch([image for image, _ in chunk], where), protocol))
         labels += [label for _, label in chunk]
         bar.update(len(chunk))
     bar.close()

@@ -15,7 +15,9 @@ from ..training.settings import TrainConfig
 
 V3 = {"preset": "inception_v3"}
 # Settings that do not change a run's result, left out of its identity.
-UNHASHED = ("out_dir", "name", "workers", "device", "data_dir", "checkpoint_every", "keep_last")
+# Where the data is and in which format does not change a run (the same images train to the same weights).
+UNHASHED = ("out_dir", "name", "workers", "device", "data_dir", "train_split", "val_split", "image_column",
+            "label_column", "checkpoint_every", "keep_last")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,12 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def run_config(budget: str, overrides: dict[str, Any], seed: int, out_dir: Path, data_dir: str | None) -> TrainConfig:
-    """The full training config of one run: recipe <- budget <- variant <- seed; its name is its hash."""
+def run_config(budget: str, overrides: dict[str, Any], seed: int, out_dir: Path, data: dict[str, Any] | None = None
+               ) -> TrainConfig:  # fmt: skip
+    """The full training config of one run: recipe <- budget <- variant <- seed, with the data options
+    given (`dataset`, `data_dir`, splits, columns); its name is its hash."""
     spec = BUDGETS[budget]
-    settings = {**spec["train"], **overrides, "seed": seed}
-    if data_dir:
-        settings["data_dir"] = data_dir
+    settings = {**spec["train"], **overrides, "seed": seed, **{k: v for k, v in (data or {}).items() if v is not None}}
     cfg = get_recipe(spec["recipe"], **settings)
     identity = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
@@ -142,13 +144,13 @@ def run_config(budget: str, overrides: dict[str, Any], seed: int, out_dir: Path,
 
 
 def variant_runs(exp: Experiment, variant: Variant, budget: str, seeds: int, out_dir: Path = Path("runs"),
-                 data_dir: str | None = None) -> list[tuple[str, list[TrainConfig]]]:  # fmt: skip
+                 data: dict[str, Any] | None = None) -> list[tuple[str, list[TrainConfig]]]:  # fmt: skip
     """(record id, the training runs it covers) for each of `seeds` seeds (one id for an ensemble)."""
     if not exp.crops:
-        cfgs = [run_config(budget, variant.overrides, s, out_dir, data_dir) for s in range(seeds)]
+        cfgs = [run_config(budget, variant.overrides, s, out_dir, data) for s in range(seeds)]
         return [(c.name, [c]) for c in cfgs]
     source = next(v for e in EXPERIMENTS.values() for v in e.variants if v.name == exp.source)
-    cfgs = [run_config(budget, source.overrides, s, out_dir, data_dir) for s in range(seeds)]
+    cfgs = [run_config(budget, source.overrides, s, out_dir, data) for s in range(seeds)]
     ensemble = variant.overrides.get("ensemble", False)
     groups = [cfgs] if ensemble else [[c] for c in cfgs]
     prefix = f"crops-{variant.overrides['protocol']}{'-ensemble' if ensemble else ''}-"

@@ -68,14 +68,14 @@ def run_training(cfg: TrainConfig) -> dict[str, Any] | None:
     return result.final if result.finished else None
 
 
-def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: Path, data_dir: str | None,
+def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: Path, data: dict[str, Any],
                    log: Any = print) -> bool:  # fmt: skip
     """Run every missing run of one experiment; False if a run was interrupted (rerun to resume)."""
     exp = EXPERIMENTS[name]
     if exp.crops:
-        return run_crops(exp, budget, seeds, out_dir, records, data_dir, log)
+        return run_crops(exp, budget, seeds, out_dir, records, data, log)
     for variant in exp.variants:
-        for run_id, (cfg,) in variant_runs(exp, variant, budget, seeds, out_dir, data_dir):
+        for run_id, (cfg,) in variant_runs(exp, variant, budget, seeds, out_dir, data):
             path = record_path(records, budget, run_id)
             if path.exists():
                 log(f"[{name}] {variant.name}, seed {cfg.seed}: done ({path})")
@@ -89,22 +89,22 @@ def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: P
     return True
 
 
-def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: Path, data_dir: str | None,
+def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: Path, data: dict[str, Any],
               log: Any) -> bool:  # fmt: skip
     """Evaluate the source variant's best checkpoints (trained first if missing) under each crop protocol."""
     from ..evaluation.protocols import run_evaluation
 
     source_exp = next(e for e in EXPERIMENTS.values() if any(v.name == exp.source for v in e.variants))
     needed = [i for v in source_exp.variants if v.name == exp.source
-              for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data_dir)]  # fmt: skip
+              for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data)]  # fmt: skip
     if not all(record_path(records, budget, i).exists() for i in needed):
         log(f"[{exp.name}] training the {exp.source} runs of {source_exp.name} first")
-        if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data_dir, log):
+        if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data, log):
             return False
     limit = BUDGETS[budget]["crop_images"]
     for variant in exp.variants:
         protocol = variant.overrides["protocol"]
-        for run_id, group in variant_runs(exp, variant, budget, seeds, out_dir, data_dir):
+        for run_id, group in variant_runs(exp, variant, budget, seeds, out_dir, data):
             ids = [c.name for c in group]
             path = record_path(records, budget, run_id)
             if path.exists():
@@ -119,8 +119,9 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
                     f"{missing[0]} is missing (its run record exists but the checkpoint was removed); "
                     f"delete {record_path(records, budget, Path(missing[0]).parent.name)} to retrain"
                 )
-            result = run_evaluation(ckpts, group[0].dataset, data_dir, protocol, None, limit,
-                                    central_fraction=group[0].eval_crop)  # fmt: skip
+            result = run_evaluation(ckpts, *evaluation_data(group[0]), protocol, None, limit,
+                                    central_fraction=group[0].eval_crop, split=group[0].val_split,
+                                    columns=(group[0].image_column, group[0].label_column))  # fmt: skip
             record = {"kind": "crops", "variant": variant.name, "protocol": protocol, "members": ids,
                       "seed": group[0].seed if len(group) == 1 else None, "seconds": time.time() - started,
                       "final": {"ema": {k: result[k] for k in ("n", "top1", "top5", "ece")}}}  # fmt: skip
@@ -129,13 +130,21 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
     return True
 
 
+def evaluation_data(cfg: TrainConfig) -> tuple[str, str | None]:
+    """(dataset, data) that `run_evaluation` reads a run's validation images from: an image folder's val/,
+    the shards' folder or the HF dataset (with the run's --val-split), or Fashion-MNIST's test split."""
+    if cfg.dataset == "imagefolder" and cfg.data_dir:
+        return cfg.dataset, str(Path(cfg.data_dir) / "val")
+    return cfg.dataset, cfg.data_dir
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def reproduce(experiments: list[str], budget: str, seeds: int, out_dir: Path, records: Path, report: Path,
-              data_dir: str | None) -> bool:  # fmt: skip
+              data: dict[str, Any]) -> bool:  # fmt: skip
     """Run the experiments' missing runs, then rebuild the report; False if interrupted."""
     from .report import write_report
 
@@ -146,10 +155,11 @@ def reproduce(experiments: list[str], budget: str, seeds: int, out_dir: Path, re
         raise UserError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
-    if budget == "paper" and not data_dir:
-        raise UserError("the paper budget trains on ImageNet: pass --data-dir with train/ and val/ class folders")
+    if budget == "paper" and not data.get("data_dir"):
+        raise UserError("the paper budget trains on ImageNet: pass --data-dir (train/ and val/ class folders, or "
+                        "shards with --dataset wds, or a dataset with --dataset hf)")  # fmt: skip
     for name in experiments:
-        if not run_experiment(name, budget, seeds, out_dir, records, data_dir):
+        if not run_experiment(name, budget, seeds, out_dir, records, data):
             print("interrupted; run the same command again to resume (finished runs are kept)", flush=True)
             return False
     if main_rank():
