@@ -100,9 +100,26 @@ def render_fidelity(result: dict[str, Any], source: str) -> list[str]:
     return [*lines, ""]
 
 
+def render_input_pipeline(result: dict[str, Any], source: str) -> list[str]:
+    """The training input pipeline per worker, by format and JPEG decoder, against torchvision's."""
+    m = result["machine"]
+    lines = [f"## Training input pipeline per worker, by format and decoder ({m.get('cpu_model') or m['processor']})",
+             "", f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): "
+             f"{result['images']} {result['image']} images to {result['output']} training inputs, one process and "
+             "one thread (a DataLoader worker), pipelines interleaved over rounds, medians. CPU time per image is "
+             "process time: what a worker spends, whatever the storage.", "",
+             "| pipeline | images/s per worker | CPU ms per image | vs torchvision |", "|---|---|---|---|"]  # fmt: skip
+    for name, row in result["pipelines"].items():
+        lines.append(f"| {name} | {row['images_per_s']:.0f} | {row['cpu_s_per_image'] * 1e3:.2f} | "
+                     f"{row['vs_torchvision']:.2f}x |")  # fmt: skip
+    return [*lines, ""]
+
+
 def render(result: dict[str, Any], source: str) -> list[str]:
     if result.get("benchmark") == "fidelity":
         return render_fidelity(result, source)
+    if result.get("benchmark") == "input-pipeline":
+        return render_input_pipeline(result, source)
     m = result["machine"]
     threads = f", {m['threads']} threads" if "threads" in m else ""
     where = m.get("gpu") or f"{m['processor']} ({m['cpus']} cores{threads}, {m['cpu_capability']})"

@@ -185,6 +185,31 @@ def main() -> int:
         assert rel < 2e-2, rel  # TF32 convolutions on the GPU
         return f"{outs[DEVICE].shape}, largest difference {rel:.1e} of the largest feature"
 
+    def jpeg_decode() -> str:
+        import io
+
+        from inception_v3.data.image_io import Encoded, decode_batch, decode_image_bytes
+
+        items = []
+        for k, path in enumerate(sorted((data / "val").rglob("*.png"))[:16]):
+            buffer = io.BytesIO()
+            with Image.open(path) as im:
+                (im.convert("L") if k % 4 == 0 else im).save(buffer, format="JPEG", quality=90)
+            items.append(Encoded(buffer.getvalue(), str(path)))
+        items.append(Encoded(b"\xff\xd8\xff not a jpeg", "broken.jpg"))
+        got = decode_batch(items[:-1], torch.device(DEVICE))
+        want = [decode_image_bytes(it.data, it.name) for it in items[:-1]]
+        assert all(g.device.type == DEVICE and g.shape == w.shape for g, w in zip(got, want, strict=True))
+        worst = max(int((g.cpu().int() - w.int()).abs().max()) for g, w in zip(got, want, strict=True))
+        assert worst <= 8, worst  # nvjpeg's IDCT is not libjpeg-turbo's: a few levels at most
+        try:
+            decode_batch(items, torch.device(DEVICE))
+        except Exception as exc:  # the broken one is named by the CPU fallback
+            assert "broken.jpg" in str(exc), exc
+        else:
+            raise AssertionError("a broken JPEG decoded")
+        return f"{len(want)} JPEGs (gray and RGB) batched, largest pixel difference to libjpeg-turbo {worst}"
+
     def fid() -> str:
         from inception_v3 import create_model, save_pretrained
 
@@ -250,6 +275,7 @@ def main() -> int:
     checks.run("evaluate --device cuda (fp32, fast)", evaluate)
     checks.run("predict --device cuda", predict)
     checks.run("features --device cuda", features)
+    checks.run("JPEG decoding batched on the GPU (nvjpeg)", jpeg_decode)
     checks.run("fid --device cuda", fid)
     checks.run("fidelity --device cuda (resize on the GPU)", fidelity)
     checks.run("export, served on cuda", export)

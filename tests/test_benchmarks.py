@@ -81,3 +81,18 @@ def test_fidelity_results_render_with_their_speedups() -> None:
     assert mine["speedup_vs_pytorch-fid"] == pytest.approx(runs["pytorch-fid"]["seconds"] / mine["seconds"])
     text = "\n".join(table.render(result, str(path)))
     assert "FID as whole processes" in text and "vs torch-fidelity" in text
+
+
+def test_input_pipeline_benchmark_runs_every_format_and_decoder(tmp_path: Path) -> None:
+    """At 8 images, one round: every format x decoder gives 3 x 299 x 299 inputs, and the table renders."""
+    from benchmarks import input_pipeline
+
+    data = input_pipeline.make_data(tmp_path, 8)
+    funcs = input_pipeline.pipelines(data)
+    assert all(fn(3)[0].shape == (3, 299, 299) if isinstance(fn(3), tuple) else fn(3).shape == (3, 299, 299)
+               for fn in funcs.values())  # fmt: skip
+    rows = input_pipeline.measure(funcs, 8, 1)
+    assert len(rows) == 11 and all(r["images_per_s"] > 0 and r["cpu_s_per_image"] > 0 for r in rows.values())
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "input-pipeline-cpu.json"
+    text = "\n".join(table.render(json.loads(path.read_text()), str(path)))
+    assert "by format and decoder" in text and "| WebDataset shards, libjpeg-turbo: crop, flip |" in text
