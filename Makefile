@@ -35,16 +35,20 @@ data:
 demo: $(BASE) data
 	$(BIN)/inception-v3 train --recipe demo --data-dir $(DATA_DIR) --overwrite
 
+# Two pytest workers (one thread each); tests that share an expensive fixture share an xdist group (one worker).
+TEST_WORKERS ?= 2
 test: $(TESTDEPS) data
-	$(BIN)/python -m pytest -q --durations=25 tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25 tests
 
 # The fault-injection and bad-input tests alone (make test runs them too).
 faults: $(TESTDEPS) data
 	$(BIN)/python -m pytest -q tests/test_faults.py tests/test_bad_inputs.py tests/test_train_errors.py
 
+# Style (ruff) everywhere, types (mypy, settings in pyproject.toml) on the package.
 lint: $(TESTDEPS)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy
 
 clean-venv:
 	rm -rf $(VENV)

@@ -49,7 +49,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "rounds": 2, "jpegs": 100, "accuracy_images": 2000},
     "smoke": {"batches": (1,), "modes": ("eager",), "train_modes": ("eager",), "compile_only": None,
               "warmup": 1, "iters": 1, "rounds": 1, "jpegs": 4, "accuracy_images": 64, "train_batch": 2,
-              "dtypes": (("bf16", "channels_last"),), "inference_size": 75, "peak_sizes": (256,), "int8": False},
+              "dtypes": (("bf16", "channels_last"),), "inference_size": 75, "peak_sizes": (256,), "int8": False,
+              "memory_tasks": ("training",)},
 }  # fmt: skip
 
 
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             save()
     if "memory" in parts and device.type == "cpu":
         batch = max(profile["batches"])
-        chosen = [s for s in settings(profile) if s.mode == "eager" and (s.batch == batch or s.task == "training")]
+        chosen = [s for s in settings(profile) if s.mode == "eager" and (s.batch == batch or s.task == "training")
+                  and s.task in profile.get("memory_tasks", ("inference", "training"))]  # fmt: skip
         result["memory"] = measure_memory(chosen, profile.get("int8", True))
     if "data" in parts:
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,49 @@
 """Shared test settings: deterministic, and the weights caches in a temporary folder (never the user's,
 never the internet: download tests serve their files from 127.0.0.1)."""
 
+import dataclasses
+import os
+from typing import Any
+
 import pytest
 import torch
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # Several pytest workers share the cores: one thread each, in this process and in the commands it
+    # starts (the tests that compare in-process with subprocess runs then sum in the same order).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` sends the tests of one `xdist_group` to one worker, so their expensive fixture is built
+    once. pytest-xdist 3.8 marks a group by renaming the test (`nodeid@group`) through an attribute that pytest
+    9.2 no longer reads: rename it here (parametrized tests keep their names and go wherever; none of them
+    needs a group's fixture)."""
+    if getattr(config.option, "dist", "no") != "loadgroup" and not getattr(config.option, "loadgroup", False):
+        return  # (a worker sees `loadgroup`, the controller `dist`)
+    for item in items:
+        node_id = item._id  # pytest >= 9.2
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})  # fmt: skip
+        if groups and node_id.params is None and "@" not in item.nodeid:
+            last = f"{node_id.names[-1]}@{'_'.join(groups)}"
+            item._id = dataclasses.replace(node_id, names=(*node_id.names[:-1], last))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The suite's one real training run (Fashion-MNIST, width 1/16, 120 steps of 32): the learning test checks
+    that it learned, the evaluate and predict tests read its checkpoint. Tests that use it share the xdist group
+    `trained_run`, so it is trained once."""
+    from inception_v3.training.loop import train
+    from inception_v3.training.recipes import get_recipe
+
+    cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=32, workers=0,
+                     train_subset=960, val_subset=200, epochs=4.0, lr=0.1, lr_decay_epochs=1.0,
+                     out_dir=str(tmp_path_factory.mktemp("trained")), name="learn", amp="none",
+                     channels_last=False)  # fmt: skip
+    return train(cfg)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ from inception_v3 import create_model, inception_v3
 from inception_v3.cli import main
 from inception_v3.models.accounting import factorization_savings, layer_depth, receptive_field_costs, summarize
 
+pytestmark = pytest.mark.xdist_group("accounting")  # its module fixture is built once
+
 
 @pytest.fixture(scope="module")
 def summary() -> dict:

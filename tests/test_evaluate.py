@@ -17,17 +17,14 @@ from inception_v3.evaluation.metrics import (
     classification_metrics,
     expected_calibration_error,
 )
-from inception_v3.training.loop import train
-from inception_v3.training.recipes import get_recipe
+from inception_v3.training.loop import TrainResult
+
+pytestmark = pytest.mark.xdist_group("trained_run")  # the suite's one training run, trained once (conftest)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs")
-    cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=32, workers=0,
-                     train_subset=320, val_subset=64, epochs=2.0, out_dir=str(out), name="tiny", amp="none",
-                     channels_last=False)  # fmt: skip
-    return train(cfg).run_dir / "best.pt"
+def checkpoint(trained_run: TrainResult) -> Path:
+    return trained_run.run_dir / "best.pt"
 
 
 def test_crop_protocol_view_counts() -> None:

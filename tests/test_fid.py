@@ -15,6 +15,8 @@ from inception_v3 import create_model
 from inception_v3.cli import main
 from inception_v3.evaluation.fid import activations, load_fid_network
 
+pytestmark = pytest.mark.xdist_group("fid")  # its module fixture is built once
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

@@ -19,6 +19,8 @@ from inception_v3.evaluation.fid import save_stats
 from inception_v3.evaluation.fidelity import cache_dir, calculate_metrics
 from inception_v3.evaluation.image_sources import open_source
 
+pytestmark = pytest.mark.xdist_group("fidelity")  # its module fixture is built once
+
 N = 72  # per input: more than the 64-d tap, so FID's covariances have full rank
 
 

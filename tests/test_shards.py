@@ -23,6 +23,8 @@ from PIL import Image
 from inception_v3.cli import main
 from inception_v3.training.checkpoints import load_checkpoint
 
+pytestmark = pytest.mark.xdist_group("shards")  # its module fixture is built once
+
 CLASSES = ("boot", "coat", "dress")
 TINY = ["train", "--recipe", "fashion-mnist", "--width-multiplier", "0.0625", "--min-depth", "4", "--batch-size",
         "8", "--workers", "0", "--amp", "none", "--no-channels-last", "--epochs", "2",

@@ -10,7 +10,8 @@ from torchvision.io import write_png
 from inception_v3.cli import main
 
 FAST = ["train", "--recipe", "fashion-mnist", "--width-multiplier", "0.0625", "--min-depth", "4", "--workers", "0",
-        "--amp", "none", "--no-channels-last", "--batch-size", "8", "--epochs", "1", "--name", "run"]  # fmt: skip
+        "--amp", "none", "--no-channels-last", "--batch-size", "8", "--epochs", "1", "--precise-bn-images", "16",
+        "--name", "run"]  # fmt: skip
 
 
 def make_image_folder(root: Path, classes: list[str], per_class: int = 8) -> None:

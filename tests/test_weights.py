@@ -13,6 +13,8 @@ from inception_v3 import create_model, inception_v3
 from inception_v3.errors import UserError
 from inception_v3.weights import freeze_until, from_pretrained, load_pretrained, save_pretrained
 
+pytestmark = pytest.mark.xdist_group("weights")  # its module fixture is built once
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

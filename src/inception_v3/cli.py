@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,7 @@ def _cmd_weights(args: argparse.Namespace) -> None:
     from .interop.download import cached_file
     from .interop.registry import list_weights
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for w in list_weights():
         cached = cached_file(w)
         rows.append({"name": w.name, "aliases": list(w.aliases), "source": w.source, "description": w.description,
@@ -258,9 +259,9 @@ def _cmd_weights(args: argparse.Namespace) -> None:
         )
         crop = (f"shorter side to 299/{p['crop_fraction']:.3f}, center crop 299" if p["resize"] == "shorter" else
                 f"central {p['crop_fraction']:.3f}, resize to 299x299")  # fmt: skip
-        cached = f"cached at {r['cached']} ({r['cached_size']:,} bytes)" if r["cached"] else "not downloaded yet"
+        where = f"cached at {r['cached']} ({r['cached_size']:,} bytes)" if r["cached"] else "not downloaded yet"
         print(f"{r['name']}  (also: {', '.join(r['aliases'])})\n  {r['description']} [{r['source']}]\n"
-              f"  {r['url']}\n  size {r['file_size'] or 'given at download'}, {check}; {cached}\n  {metrics}\n"
+              f"  {r['url']}\n  size {r['file_size'] or 'given at download'}, {check}; {where}\n  {metrics}\n"
               f"  input: {crop}, {p['interpolation']}, {norm}; classes: {r['classes']}"
               + ("" if r["classifier"] else ", no classifier (features)"))  # fmt: skip
 
@@ -271,7 +272,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
     taps = _int_list(args.taps, "--taps") if args.taps else []
     info = extract_features(args.weights, args.images, args.output, taps, args.batch_size, args.central_fraction,
                             args.overwrite, show_progress=not args.json, device=args.device, dataset=args.dataset,
-                            split=args.split)  # fmt: skip
+                            split=args.split, columns=(args.image_column, args.label_column))  # fmt: skip
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -442,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
     p.add_argument("checkpoint", metavar="WEIGHTS", help=WEIGHTS_HELP)
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported-program"])
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported-program"],
+                   help="torchscript is deprecated by PyTorch (still served by torch.jit.load and LibTorch); "
+                   "exported-program is its successor")  # fmt: skip
     p.add_argument("--output", required=True, help="file to write")
     p.add_argument("--features", action="store_true", help="output the pooled 2048-d features, not logits")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -523,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "files); wds and hf also save the labels and class names")  # fmt: skip
     p.add_argument("--split", help="wds: the shard pattern, e.g. 'val-{000000..000063}.tar'; hf: the split "
                    "(default: validation)")  # fmt: skip
+    p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
+    p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
     p.add_argument("--taps", help="also the FID taps, e.g. 64,192,768 (pooled maxpool1, maxpool2, Mixed_6e)")
@@ -558,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", help="wds: the validation shards' pattern; hf: the split (default: validation)")
     p.add_argument("--image-column", help="hf: the image column (default: image)")
     p.add_argument("--label-column", help="hf: the label column (default: label)")
-    p.add_argument("--out-dir", default="runs/reproduce", help="where the training runs (checkpoints) go")
+    p.add_argument("--out-dir", default="runs/reproduce", help="where the training runs (checkpoints) go; runs are "
+                   "named by their settings, not their data: one folder per data set")  # fmt: skip
     p.add_argument("--records", help="where the run records go (default: OUT_DIR/records)")
     p.add_argument("--report", help="the report to (re)write (default: OUT_DIR/reproduction.md)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the records; run nothing")
@@ -566,8 +572,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Third-party warnings that tell a user nothing they can act on: a foreign pickle's protocol (loading says
+# what is wrong with such a file), TorchScript's deprecation (asked for by --format torchscript; its help
+# says so), more DataLoader workers than CPUs (what --workers asked for), a note from inside torch's compiler.
+QUIET_WARNINGS = (
+    (UserWarning, r"Detected pickle protocol"),
+    (FutureWarning, r"`torch\.jit\.(save|load)` is deprecated"),
+    (UserWarning, r"This DataLoader will create \d+ worker processes in total"),
+    (UserWarning, r"To copy construct from a tensor"),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for category, message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
     try:
         args.func(args)
     except (UserError, ValueError, OSError) as exc:  # OSError: a file that cannot be read or written

@@ -134,9 +134,9 @@ def build_datasets(dataset: str, data_dir: str | None, p: Preprocessing, channel
             raise UserError("--data-dir is required for --dataset imagefolder (a folder with train/ and val/)")
         train = ImageFolderDataset(str(Path(data_dir) / "train"), train_transform(p, channels))
         val = ImageFolderDataset(str(Path(data_dir) / "val"), eval_transform(p, channels))
-        if train.classes != val.classes:  # type: ignore[attr-defined]
+        if train.classes != val.classes:
             raise UserError(f"{data_dir}: train/ and val/ have different class folders")
-        names = list(train.classes)  # type: ignore[attr-defined]
+        names = list(train.classes)
     elif dataset == "wds":
         train_shards = shard_paths(data_dir, train_split, "--train-split")
         train = ShardDataset(train_shards, train_transform(p, channels))

@@ -36,6 +36,9 @@ def load_split(spec: str, split: str, image_column: str, label_column: str) -> A
         if split not in loaded:
             raise UserError(f"the dataset {spec} has no split {split!r}; its splits: {', '.join(loaded)}")
         loaded = loaded[split]
+    elif split != "train":  # one Dataset saved alone: its rows are not every split at once
+        raise UserError(f"the dataset {spec} holds one split (saved without a DatasetDict), used as 'train'; it "
+                        f"has no split {split!r}: save a DatasetDict with both splits")  # fmt: skip
     missing = [c for c in (image_column, label_column) if c not in loaded.column_names]
     if missing:
         raise UserError(f"the dataset {spec} ({split}) has no column {missing[0]!r}; its columns: "
@@ -74,7 +77,10 @@ class HfImages(Dataset):
             if value.get("bytes") is not None:
                 return bytes(value["bytes"])
             if value.get("path"):
-                return Path(value["path"]).read_bytes()
+                from datasets.utils.file_utils import xopen  # local files and the hub's remote ones alike
+
+                with xopen(value["path"], "rb") as f:
+                    return f.read()
         if isinstance(value, (bytes, bytearray)):
             return bytes(value)
         raise UserError(f"{self.samples[i][0]}: the column {self.image_column!r} holds {type(value).__name__}, "

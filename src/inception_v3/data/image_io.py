@@ -15,9 +15,13 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torchvision.io import ImageReadMode, decode_jpeg
 
-from ..errors import UserError
+try:  # deprecated since torchvision 0.29 in favour of TorchCodec; Pillow decodes everything when it is gone
+    from torchvision.io import ImageReadMode, decode_jpeg
+except ImportError:  # pragma: no cover - a future torchvision
+    decode_jpeg = None
+
+from ..errors import UserError, reason
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -68,7 +72,8 @@ def read_image(path: str | os.PathLike[str] | BinaryIO, name: str | None = None)
 def decode_image_bytes(data: bytes, name: str) -> Tensor:
     """Encoded image bytes as `read_image` gives them: gray and RGB JPEGs decoded by libjpeg-turbo
     (`torchvision.io.decode_jpeg`), the rest by Pillow."""
-    if data[:3] == JPEG_MAGIC:
+    if data[:3] == JPEG_MAGIC and decode_jpeg is not None:
+        _check_size(data, name)
         try:
             image = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
         except RuntimeError:  # damaged or unusual (arithmetic coding, ...): Pillow decides
@@ -83,22 +88,37 @@ def decode_image_bytes(data: bytes, name: str) -> Tensor:
         raise UserError(f"{name} is not an image Pillow can read ({type(exc).__name__})") from None
 
 
+def _check_size(data: bytes, name: str) -> None:
+    """Pillow's decompression-bomb limit, from the header alone (libjpeg-turbo and nvjpeg have none)."""
+    try:
+        with Image.open(io.BytesIO(data)):
+            pass
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{name} is too large to decode safely: {reason(exc)}") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass  # not readable as a header: the decoders decide
+
+
 def decode_batch(items: list[Encoded | Tensor], device: torch.device) -> list[Tensor]:
     """Images (already decoded tensors pass through) as uint8 C x H x W on `device`. On a CUDA device the gray
     and RGB JPEGs of the batch are decoded together there (nvjpeg, `torchvision.io.decode_jpeg`); everything
     else, and everything on a CPU, as `decode_image_bytes` decodes it."""
-    out: list[Tensor | None] = [None if isinstance(it, Encoded) else it.to(device) for it in items]
-    jpegs = [i for i, it in enumerate(items) if isinstance(it, Encoded) and it.data[:3] == JPEG_MAGIC]
-    if device.type == "cuda" and jpegs:
-        data = [torch.frombuffer(bytearray(items[i].data), dtype=torch.uint8) for i in jpegs]  # type: ignore[union-attr]
+    encoded = {i: it for i, it in enumerate(items) if isinstance(it, Encoded)}
+    out = {i: it.to(device) for i, it in enumerate(items) if not isinstance(it, Encoded)}
+    jpegs = [i for i, it in encoded.items() if it.data[:3] == JPEG_MAGIC]
+    if device.type == "cuda" and jpegs and decode_jpeg is not None:
+        for i in jpegs:
+            _check_size(encoded[i].data, encoded[i].name)
+        data = [torch.frombuffer(bytearray(encoded[i].data), dtype=torch.uint8) for i in jpegs]
         try:
             decoded = decode_jpeg(data, mode=ImageReadMode.UNCHANGED, device=device)
         except RuntimeError:  # one undecodable JPEG fails the batch: each is then decoded on the CPU, and named
             decoded = []
-        for i, image in zip(jpegs, decoded, strict=False):
-            out[i] = image if image.shape[0] in (1, 3) else None
-    return [image if image is not None else decode_image_bytes(it.data, it.name).to(device)  # type: ignore[union-attr]
-            for image, it in zip(out, items, strict=True)]  # fmt: skip
+        out.update({i: image for i, image in zip(jpegs, decoded, strict=False) if image.shape[0] in (1, 3)})
+    for i, it in encoded.items():
+        if i not in out:
+            out[i] = decode_image_bytes(it.data, it.name).to(device)
+    return [out[i] for i in range(len(items))]
 
 
 def image_tensor(im: Image.Image) -> Tensor:

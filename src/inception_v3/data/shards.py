@@ -10,11 +10,13 @@ webdataset's own `ShardWriter` need no extra file. Class names come from `classe
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,10 +24,10 @@ from typing import Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from ..errors import UserError, reason
 from ..utils.io import atomic_write_text, cache_root
+from ..utils.progress import progress_bar
 from .image_io import JPEG_MAGIC, BadSample, decode_image_bytes
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -61,7 +63,10 @@ def shard_paths(data_dir: str | None, pattern: str | None, option: str) -> list[
     if is_url(data_dir or "") or is_url(pattern):
         urls = [n if is_url(n) else f"{(data_dir or '').rstrip('/')}/{n}" for n in names]
         paths = [fetch_shard(u, f"{i + 1} of {len(urls)}") for i, u in enumerate(urls)]
-        fetch_shard(urls[0].rsplit("/", 1)[0] + "/classes.txt", "", optional=True)
+        name = _shard_name(urls[0])
+        head, _, tail = urls[0].rpartition(name)
+        if not fetch_shard(f"{head}classes.txt{tail}", "", optional=True).is_file():
+            print(f"note: no classes.txt beside {urls[0]}; the classes are named by their numbers", file=sys.stderr)
         return paths
     paths = [Path(data_dir or ".") / n for n in names]
     missing = [p for p in paths if not p.is_file()]
@@ -77,24 +82,41 @@ def is_url(text: str) -> bool:
     return "://" in text or text.startswith("pipe:")
 
 
+def _shard_name(url: str) -> str:
+    """The file name in a URL or `pipe:` command: the last `NAME.tar` (or `classes.txt`), else the last part."""
+    found = re.findall(r"[^/\s'\"]+\.(?:tar|txt)(?=[\s'\"]|$)", url)
+    return found[-1] if found else url.rstrip("/").rpartition("/")[2]
+
+
 def fetch_shard(url: str, which: str, optional: bool = False) -> Path:
     """A local copy of the shard at `url`, fetched once through webdataset's openers (curl for http(s), the
-    command of `pipe:`) into $INCEPTION_V3_CACHE/wds-shards/<hash of the URL's folder>/; reading by index needs
-    random access, so remote shards are read from that copy. `optional` (classes.txt): None of it is an error."""
-    from webdataset.gopen import gopen
-
-    folder, _, name = url.rpartition("/")
-    target = cache_root() / "wds-shards" / hashlib.sha256(folder.encode()).hexdigest()[:24] / name
+    command of `pipe:`) into $INCEPTION_V3_CACHE/wds-shards/<hash of the URL around the name>/; reading by
+    index needs random access, so remote shards are read from that copy. Replicas and workers on one machine
+    fetch each shard once (a lock per file). `optional` (classes.txt): a failure returns the missing path."""
+    name = _shard_name(url)
+    head, _, tail = url.rpartition(name)
+    target = cache_root() / "wds-shards" / hashlib.sha256(f"{head}|{tail}".encode()).hexdigest()[:24] / name
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{name}.part-{os.getpid()}")
+    with open(target.with_name(f".{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another replica may be fetching it: wait, then use its copy
+        if not target.is_file():
+            _fetch(url, target, which, optional)
+    return target
+
+
+def _fetch(url: str, target: Path, which: str, optional: bool) -> None:
+    from webdataset.gopen import gopen
+
+    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
     try:
         with (
             gopen(url, "rb") as stream,
             open(tmp, "wb") as f,
-            tqdm(desc=f"fetching {name} ({which})", unit="B", unit_scale=True, disable=optional, leave=False) as bar,
-        ):
+            progress_bar(desc=f"fetching {target.name} ({which})", unit="B", unit_scale=True, disable=optional,
+                         leave=False) as bar,
+        ):  # fmt: skip
             while chunk := stream.read(1 << 20):
                 f.write(chunk)
                 bar.update(len(chunk))
@@ -102,12 +124,16 @@ def fetch_shard(url: str, which: str, optional: bool = False) -> Path:
             raise OSError("nothing was received")
         os.replace(tmp, target)
     except Exception as exc:  # the openers raise several types (exit status of curl or the command, OSError)
-        tmp.unlink(missing_ok=True)
         if optional:
-            return target
-        raise UserError(f"cannot fetch shard {url} ({which}): {reason(exc)}; check the URL, or fetch the shards "
-                        f"and pass their folder as --data-dir") from None  # fmt: skip
-    return target
+            return
+        status = re.search(r"exit (\d+)", str(exc))
+        why = f"the command exited with status {status.group(1)}" if status else reason(exc)
+        if status and status.group(1) == "22":
+            why = "the server answered with an HTTP error (curl exit 22: not found?)"
+        raise UserError(f"cannot fetch shard {url} ({which}): {why}; check the URL, or fetch the shards and pass "
+                        f"their folder as --data-dir") from None  # fmt: skip
+    finally:
+        tmp.unlink(missing_ok=True)  # an interrupted or failed fetch leaves nothing behind
 
 
 def index_shard(path: Path) -> list[tuple[str, int, int, int]]:
@@ -117,7 +143,7 @@ def index_shard(path: Path) -> list[tuple[str, int, int, int]]:
     ident = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
     cached = cache_root() / "wds-index" / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
     if cached.is_file():
-        return [tuple(row) for row in json.loads(cached.read_text())]  # type: ignore[misc]
+        return [tuple(row) for row in json.loads(cached.read_text())]
     samples: dict[str, dict[str, Any]] = {}
     try:
         with tarfile.open(path, mode="r:") as tar:
@@ -233,7 +259,7 @@ def write_shards(src: str, out: str, max_count: int = 10000, max_size: float = 3
     dst = Path(out)
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise UserError(f"{dst} is not empty; choose another folder or pass --overwrite")
-    hf = src.startswith("hf:") or (Path(src) / "dataset_dict.json").is_file()
+    hf = src.startswith("hf:") or any((Path(src) / f).is_file() for f in ("dataset_dict.json", "state.json"))
     if hf:
         splits, classes = _hf_splits(src.removeprefix("hf:"), train_split, val_split, image_column, label_column)
     else:

@@ -89,5 +89,5 @@ def clean_resize(image: np.ndarray) -> np.ndarray:
     channels = []
     for c in range(image.shape[2]):
         plane = Image.fromarray(image[:, :, c].astype(np.float32))  # mode "F"
-        channels.append(np.asarray(plane.resize((SIZE, SIZE), resample=Image.BICUBIC)).clip(0, 255))
+        channels.append(np.asarray(plane.resize((SIZE, SIZE), resample=Image.Resampling.BICUBIC)).clip(0, 255))
     return np.stack(channels, axis=2).astype(np.float32)

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
 
 from ..data.datasets import indexed_images
 from ..data.image_io import Encoded, decode_batch, expand_inputs
@@ -21,6 +20,7 @@ from ..errors import UserError
 from ..models.inception import Inception3
 from ..utils.devices import resolve_device
 from ..utils.io import atomic_write
+from ..utils.progress import progress_bar
 from .protocols import describe, load_members, single_crop_inputs
 
 # The FID tools' feature taps (named by their width in the full model): the layer each one average-pools.
@@ -42,7 +42,8 @@ def pooled_taps(model: Inception3, x: Tensor, taps: Sequence[int]) -> dict[int, 
     return {t: torch.flatten(F.adaptive_avg_pool2d(outputs[TAPS[t]], 1), 1) for t in taps}
 
 
-def image_set(inputs: list[str], dataset: str = "files", split: str | None = None
+def image_set(inputs: list[str], dataset: str = "files", split: str | None = None,
+              columns: tuple[str, str] = ("image", "label"),
               ) -> tuple[list[str], Callable[[int], Encoded], list[int] | None, list[str] | None]:  # fmt: skip
     """(names, reader of image i's bytes, labels, class names) of image files, folders and globs (`files`),
     or of WebDataset shards / a Hugging Face split (`wds`/`hf`: `inputs` is the one folder or dataset and
@@ -52,7 +53,7 @@ def image_set(inputs: list[str], dataset: str = "files", split: str | None = Non
         return [str(p) for p in paths], lambda i: Encoded.read(paths[i]), None, None
     if len(inputs) != 1:
         raise UserError(f"--dataset {dataset} reads one dataset (its folder or name), got {len(inputs)} inputs")
-    ds, classes = indexed_images(dataset, inputs[0], split, "--split")
+    ds, classes = indexed_images(dataset, inputs[0], split, "--split", columns)
     names = [name for name, _ in ds.samples]
     return names, lambda i: Encoded(ds.raw(i), names[i]), [y for _, y in ds.samples], classes
 
@@ -61,7 +62,8 @@ def image_set(inputs: list[str], dataset: str = "files", split: str | None = Non
 def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[str], taps: Sequence[int] = (),
                      batch_size: int = 32, central_fraction: float | None = None, overwrite: bool = False,
                      show_progress: bool = True, device: str = "auto", dataset: str = "files",
-                     split: str | None = None) -> dict[str, Any]:  # fmt: skip
+                     split: str | None = None, columns: tuple[str, str] = ("image", "label")
+                     ) -> dict[str, Any]:  # fmt: skip
     """Write `features` (N x 2048) and `taps_<k>` (N x k) for every image, with the file names (and, for
     shards and HF datasets, `labels` and the class names); the network runs on `device` (cpu, cuda or auto),
     where JPEGs are decoded too on a GPU."""
@@ -73,13 +75,13 @@ def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[
     if batch_size < 1:
         raise UserError(f"invalid --batch-size {batch_size}: must be >= 1")
     check_taps(taps)
-    files, read, labels, classes = image_set(inputs, dataset, split)
+    files, read, labels, classes = image_set(inputs, dataset, split, columns)
     where = resolve_device(device)
     members, _ = load_members([weights], central_fraction, where)
     member = members[0]
     wanted = [2048, *(t for t in taps if t != 2048)]
     arrays: dict[int, list[Tensor]] = {t: [] for t in wanted}
-    with tqdm(total=len(files), desc="features", unit="img", disable=not show_progress) as bar:
+    with progress_bar(total=len(files), desc="features", unit="img", disable=not show_progress) as bar:
         for i in range(0, len(files), batch_size):
             chunk = range(i, min(i + batch_size, len(files)))
             x = single_crop_inputs(member.model, decode_batch([read(k) for k in chunk], where), member.view)
@@ -94,7 +96,8 @@ def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 extra = {} if classes is None else {"classes": np.array(classes)}
-                np.savez(f, files=np.array(files), **extra, **{k: v.numpy() for k, v in tensors.items()})
+                arrays: dict[str, Any] = {**extra, **{k: v.numpy() for k, v in tensors.items()}}
+                np.savez(f, files=np.array(files), **arrays)
     else:
         from safetensors.torch import save_file
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..interop.loading import LoadReport
@@ -18,6 +17,7 @@ from ..interop.pretrained import load_pretrained
 from ..models.inception import Inception3
 from ..utils.devices import model_device
 from ..utils.io import atomic_write
+from ..utils.progress import progress_bar
 from .conventions import CONVENTIONS
 from .features import TAPS, pooled_taps
 from .image_sources import folder_source, indexed_source, is_indexed
@@ -54,7 +54,7 @@ def activations(model: Inception3, folder: str | os.PathLike[str], batch_size: i
         raise UserError(f"{folder} holds {source.count} image(s); FID needs at least 2")
     convention, device = CONVENTIONS["pytorch-fid"], model_device(model)
     feats = []
-    for i in tqdm(range(0, source.count, batch_size), desc=f"features {folder}", disable=not show_progress):
+    for i in progress_bar(range(0, source.count, batch_size), desc=f"features {folder}", disable=not show_progress):
         images = [torch.from_numpy(source.read(k)) for k in range(i, min(i + batch_size, source.count))]
         x = torch.stack([convention.prepare(im) for im in images]).to(device)
         feats.append(features(model, x, dims).cpu().numpy())

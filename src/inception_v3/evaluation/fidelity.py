@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ..deploy.fusion import fold_batchnorm
 from ..errors import UserError
 from ..models.inception import Inception3
 from ..utils.devices import resolve_device
 from ..utils.io import atomic_write, cache_root
+from ..utils.progress import progress_bar
 from .conventions import Convention, get_convention
 from .features import pooled_taps
 from .fid import FID_WEIGHTS, load_fid_network, read_stats
@@ -142,7 +142,7 @@ def extract(source: ImageSource, net: Inception3, weights_id: str, convention: C
     prepared_in_loader = source.stream is None and not on_device
     out: dict[str, list[np.ndarray]] = {t: [] for t in taps}
     bad: list[str] = []
-    with tqdm(
+    with progress_bar(
         total=source.count or None, desc=f"features {source.name}", unit="img", disable=not s.show_progress
     ) as bar:
         for images, skipped in loader:
@@ -168,7 +168,8 @@ def extract(source: ImageSource, net: Inception3, weights_id: str, convention: C
         raise UserError(f"{source.name}: no readable images")
     features = {t: np.concatenate(v) for t, v in out.items()}
     if key is not None:
-        atomic_write(key, lambda tmp: np.savez(open(tmp, "wb"), **features))  # noqa: SIM115
+        arrays: dict[str, Any] = features
+        atomic_write(key, lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
     return features
 
 

@@ -80,7 +80,8 @@ class _ZipReader:
     """Members of a zip file, opened once per process (DataLoader workers each open their own)."""
 
     def __init__(self, path: Path, members: list[str]) -> None:
-        self.path, self.members, self.pid, self.zf = path, members, -1, None
+        self.path, self.members, self.pid = path, members, -1
+        self.zf: zipfile.ZipFile | None = None
 
     def __call__(self, i: int) -> np.ndarray:
         if self.zf is None or self.pid != os.getpid():

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from ..utils.precision import autocast
+from ..utils.progress import progress_bar
 
 ECE_BINS = 15
 
@@ -62,7 +62,7 @@ def evaluate(
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # n, top1, top5, loss
     confusion = torch.zeros(num_classes or 1, num_classes or 1, dtype=torch.long, device=device)
     calibration = torch.zeros(3, ECE_BINS, dtype=torch.float64, device=device)
-    for x, y, _ in tqdm(batches, desc=desc, leave=False, disable=desc is None, unit="batch"):
+    for x, y, _ in progress_bar(batches, desc=desc, leave=False, disable=desc is None, unit="batch"):
         if len(y) == 0:
             continue
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -6,26 +6,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 from torchvision.datasets import ImageFolder
-from tqdm import tqdm
 
 from ..data.crops import ViewSpec, crop_views, single_view
 from ..data.datasets import indexed_images
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
+from ..data.hf_datasets import HfImages
 from ..data.image_io import Encoded, decode_batch, is_image_file, read_image
+from ..data.shards import ShardDataset
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
 from ..errors import UserError
 from ..interop.loading import LoadReport
 from ..interop.pretrained import load_pretrained
 from ..models.config import InceptionConfig
+from ..models.inception import Inception3
 from ..utils.devices import model_device, resolve_device
 from ..utils.io import atomic_write_text
+from ..utils.progress import progress_bar
 from .metrics import classification_metrics
 from .plots import plot_confusion, plot_reliability
 
@@ -95,7 +99,7 @@ def evaluation_set(
         wanted = {FASHION_MNIST_CLASSES.index(c): i for i, c in enumerate(classes)}  # a subset works too
         pairs = [(i, wanted[int(y)]) for i, y in enumerate(labels.tolist()) if int(y) in wanted]
         pairs = pairs if limit is None else pairs[:limit]
-        return [(lambda i=i: images[i][None], label) for i, label in pairs]
+        return [(partial(_one, images, i), y) for i, y in pairs]
     if not data or not Path(data).is_dir():
         raise UserError(f"evaluation folder {data} does not exist (expected one sub-folder per class)")
     folder = ImageFolder(data, loader=read_image, is_valid_file=is_image_file, allow_empty=True)
@@ -106,7 +110,7 @@ def evaluation_set(
     samples = folder.samples if limit is None else folder.samples[:limit]
     if not samples:
         raise UserError(f"no images found in {data}")
-    return [(lambda p=path: Encoded.read(p), classes.index(folder.classes[idx])) for path, idx in samples]
+    return [(partial(Encoded.read, path), classes.index(folder.classes[idx])) for path, idx in samples]
 
 
 def _indexed_set(dataset: str, data: str | None, split: str | None, classes: list[str], limit: int | None,
@@ -118,8 +122,15 @@ def _indexed_set(dataset: str, data: str | None, split: str | None, classes: lis
         raise UserError(f"{data} has classes the weights do not know: {', '.join(unknown[:5])} (the weights know "
                         f"{len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
     count = len(ds) if limit is None else min(limit, len(ds))
-    return [(lambda i=i: Encoded(ds.raw(i), ds.samples[i][0]), classes.index(names[ds.samples[i][1]]))
-            for i in range(count)]  # fmt: skip
+    return [(partial(_stored, ds, i), classes.index(names[ds.samples[i][1]])) for i in range(count)]
+
+
+def _one(images: Tensor, i: int) -> Tensor:
+    return images[i][None]
+
+
+def _stored(ds: ShardDataset | HfImages, i: int) -> Encoded:
+    return Encoded(ds.raw(i), ds.samples[i][0])
 
 
 def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
@@ -138,7 +149,8 @@ def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
 @torch.no_grad()
 def predict_probs(members: list[Member], images: list[Tensor], protocol: str) -> Tensor:
     """Class probabilities (N x K, on the CPU) for N images: softmax averaged over crops, then over ensemble
-    members. The crops are cut on the CPU and normalized on each member's device."""
+    members. The crops are cut where the images are (the CPU, or the GPU that decoded them) and normalized on
+    each member's device."""
     images = same_channels(images)
     out = []
     for m in members:
@@ -151,8 +163,8 @@ def predict_probs(members: list[Member], images: list[Tensor], protocol: str) ->
     return torch.stack(out).mean(0)
 
 
-def _chunks(items: Iterator[tuple[Tensor, int]], size: int) -> Iterator[list[tuple[Tensor, int]]]:
-    chunk: list[tuple[Tensor, int]] = []
+def _chunks(items: Iterator[tuple[Any, int]], size: int) -> Iterator[list[tuple[Any, int]]]:
+    chunk: list[tuple[Any, int]] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
@@ -179,7 +191,8 @@ def calibration_batches(member: Member, dataset: str, data: str | None, calibrat
 
 def single_crop_inputs(model: nn.Module, images: list[Tensor], view: ViewSpec) -> Tensor:
     """N model inputs: each uint8 C x H x W image's single central crop, resized and normalized as evaluated."""
-    size = model.config.receptive_field  # type: ignore[union-attr]
+    cfg: InceptionConfig = model.config  # type: ignore[assignment]
+    size = cfg.receptive_field
     return to_model_input(torch.stack([single_view(im, size, view) for im in same_channels(images)]), model)
 
 
@@ -208,13 +221,14 @@ def run_evaluation(paths: list[str], dataset: str, data: str | None, protocol: s
     samples = evaluation_set(dataset, data, classes, limit, split, columns)
     sources = [describe(m) for m in members]
     if mode == "fast":
-        members = [replace(m, model=fast_inference(m.model, where)) for m in members]
+        members = [replace(m, model=fast_inference(cast(Inception3, m.model), where)) for m in members]
     elif mode == "int8":
-        members = [replace(m, model=quantize_int8(m.model, calibration_batches(m, dataset, data, calibration)))
+        members = [replace(m, model=quantize_int8(cast(Inception3, m.model), calibration_batches(m, dataset, data,
+                                                                                            calibration)))
                    for m in members]  # fmt: skip
     probs, labels = [], []
     per_batch = 32 if protocol == "single" else 4  # images per forward pass (crops multiply it)
-    bar = tqdm(total=len(samples), desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
+    bar = progress_bar(total=len(samples), desc=f"evaluate ({protocol} crop)", unit="img", disable=not show_progress)
     for chunk in _chunks(iter((read(), label) for read, label in samples), per_batch):
         probs.append(predict_probs(members, decode_batch([image for image, _ in chunk], where), protocol))
         labels += [label for _, label in chunk]

@@ -57,7 +57,8 @@ def load_into(model: Inception3, state: dict[str, Tensor], source: str, fresh: t
     File keys under a `dropped` prefix (a head the caller leaves out on purpose) are not reported as unused."""
     own = model.state_dict()
     report = LoadReport()
-    missing, mismatched = [], []
+    missing: list[str] = []
+    mismatched: list[str] = []
     for key, value in own.items():
         allowed_fresh = key.startswith(fresh) if fresh else False
         if key not in state:

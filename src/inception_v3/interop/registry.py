@@ -147,7 +147,10 @@ def _timm_cfg(name: str) -> dict[str, Any]:
     try:
         import timm
 
-        return timm.models.get_pretrained_cfg(name).to_dict()
+        cfg = timm.models.get_pretrained_cfg(name)
+        if cfg is None:
+            raise ImportError(f"timm does not know {name}")
+        return cfg.to_dict()
     except ImportError:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if name.endswith("gluon_in1k") else ((0.5,) * 3, (0.5,) * 3)
         return {"hf_hub_id": f"timm/{name}", "crop_pct": 0.875, "interpolation": "bicubic", "mean": mean, "std": std}

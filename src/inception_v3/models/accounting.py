@@ -92,7 +92,7 @@ def module_table(model: Inception3, resolution: int) -> list[Row]:
 
 def receptive_field_costs(cfg: InceptionConfig) -> list[dict[str, Any]]:
     """Table 2: multiply-adds (main path) of the three receptive-field variants at their own size."""
-    out = []
+    out: list[dict[str, Any]] = []
     for rf in RECEPTIVE_FIELDS:
         model = Inception3(cfg.replace(receptive_field=rf, aux_logits=False))
         x = torch.zeros(1, model.in_chans, rf, rf)
@@ -132,7 +132,7 @@ def factorization_savings(model: Inception3) -> list[dict[str, Any]]:
     k7 = model.Mixed_6b.branch7x7_2.conv.out_channels
     k3 = model.Mixed_7b.branch3x3_2a.conv.out_channels
     g35, g17, g8 = 35, 17, 8
-    cases = [
+    cases: list[tuple[str, float | None, int, Any, Any, Any, Any]] = [
         ("5x5 -> two 3x3 (Mixed_5b)", 0.28, g35,
          [(k5, k5, 5, 2)], [(k5, k5, 3, 1), (k5, k5, 3, 1)],
          [(a, c, 5, 2)], [(a, b, 3, 1), (b, c, 3, 1)]),

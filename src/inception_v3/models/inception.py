@@ -126,7 +126,7 @@ class Inception3(nn.Module):
         self.dropout = nn.Dropout(cfg.drop_rate)
         self.fc = nn.Linear(self.num_features, cfg.num_classes)
 
-        self.feature_info = [
+        self.feature_info: list[dict[str, Any]] = [
             {"num_chs": d(64), "reduction": 2, "module": "Conv2d_2b_3x3"},
             {"num_chs": d(192), "reduction": 4, "module": "Conv2d_4a_3x3"},
             {"num_chs": self.Mixed_5d.out_channels, "reduction": 8, "module": "Mixed_5d"},

@@ -45,7 +45,7 @@ class InputNorm(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / self.std
+        return (x - self.mean) / self.std  # type: ignore[operator]  # buffers: mypy sees Module attributes
 
 
 def trunc_normal(weight: Tensor, std: float) -> None:

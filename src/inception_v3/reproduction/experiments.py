@@ -15,9 +15,11 @@ from ..training.settings import TrainConfig
 
 V3 = {"preset": "inception_v3"}
 # Settings that do not change a run's result, left out of its identity.
-# Where the data is and in which format does not change a run (the same images train to the same weights).
-UNHASHED = ("out_dir", "name", "workers", "device", "data_dir", "train_split", "val_split", "image_column",
-            "label_column", "checkpoint_every", "keep_last")  # fmt: skip
+# A run's id covers its training settings, not its data's location or format (the same images train to the
+# same weights from a folder, shards or an HF dataset; the report finds records by these ids alone): one
+# --out-dir per data set.
+UNHASHED = ("out_dir", "name", "workers", "device", "dataset", "data_dir", "train_split", "val_split",
+            "image_column", "label_column", "checkpoint_every", "keep_last")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # Checks the whole pipeline in about a minute per experiment; its numbers mean nothing.
     "smoke": {"recipe": "fashion-mnist", "crop_images": 8, "train": {
         **_FM, "receptive_field": 79, "width_multiplier": 0.0625, "min_depth": 4, "epochs": 1.0,
-        "train_subset": 192, "val_subset": 64, "checkpoint_every": 2}},
+        "train_subset": 192, "val_subset": 64, "checkpoint_every": 2, "precise_bn_images": 64}},
     # Full width on one H100: 5 epochs of the whole set at batch 128, bf16 + channels_last. Sized from
     # 32 GFLOP per training image at 79x79 and ~30% of the H100's bf16 peak: about 1.5 minutes a run
     # (estimated: no GPU has run it yet).

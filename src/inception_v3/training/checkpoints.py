@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..errors import UserError
+from ..errors import TamperedFile, UserError
 from ..utils.io import atomic_write, load_torch_file
 
 CHECKPOINT_FORMAT = "inception-v3/checkpoint/1"
@@ -46,12 +46,20 @@ def step_checkpoints(run_dir: Path) -> list[Path]:
 def latest_good_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu",
                            warn: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]] | None:  # fmt: skip
     """The newest step checkpoint that reads back as a complete checkpoint of this project, and its
-    contents; damaged ones (truncated, empty, not ours) are skipped with a line through `warn`."""
+    contents; damaged ones (truncated, empty, not ours) are skipped with a line through `warn`. A tampered
+    one (it would run code) stops the search: TamperedFile, the file moved aside as evidence."""
+    evidence = sorted((run_dir / "checkpoints").glob("*.tampered*"))
+    if evidence:
+        raise TamperedFile(f"{run_dir} holds a checkpoint that would run code when loaded, kept as evidence at "
+                           f"{evidence[0]}; look at it, then move it out of the run folder to resume from the "
+                           f"checkpoint before")  # fmt: skip
     for path in reversed(step_checkpoints(run_dir)):
         try:
             state = load_checkpoint(path, map_location)
             if state.get("format") != CHECKPOINT_FORMAT or not state.keys() >= REQUIRED_KEYS:
                 raise UserError(f"{path} is not a complete training checkpoint of this project")
+        except TamperedFile:
+            raise
         except UserError as exc:
             warn(f"skipping damaged checkpoint {path.name}: {exc}; trying the one before")
             continue

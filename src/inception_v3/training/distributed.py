@@ -95,15 +95,17 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
         xf = x.float()
         count = torch.full((1,), xf.numel() // c, dtype=torch.float32, device=x.device)
         sums = all_reduce(torch.cat([xf.sum((0, 2, 3)), count]))
-        n = sums[-1]
+        n: Tensor = sums[-1]
         mean = sums[:c] / n
         centered = xf - mean[None, :, None, None]
         var = all_reduce((centered * centered).sum((0, 2, 3))) / n
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
-                self.num_batches_tracked += 1  # type: ignore[operator]
+                tracked = self.num_batches_tracked
+                assert tracked is not None  # tracking running statistics
+                tracked.add_(1)
                 # momentum None: the cumulative average (as PyTorch's BatchNorm does)
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                m = self.momentum if self.momentum is not None else 1.0 / float(tracked)
                 self.running_mean.lerp_(mean.detach(), m)
                 self.running_var.lerp_(var.detach() * n / (n - 1), m)
         y = centered * torch.rsqrt(var + self.eps)[None, :, None, None]

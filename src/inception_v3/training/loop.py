@@ -38,6 +38,7 @@ from ..models.inception import CLASSIFIERS, Inception3, InceptionOutputs
 from ..utils.devices import to_cpu
 from ..utils.io import atomic_write_text
 from ..utils.precision import autocast
+from ..utils.progress import progress_bar
 from .checkpoints import (
     CHECKPOINT_FORMAT,
     all_rng_states,
@@ -148,7 +149,7 @@ def run_epoch(run: Run, stop: StopRequest) -> bool:
     last = min(data.steps_per_epoch, data.total_steps - epoch * data.steps_per_epoch)
     batches = epoch_batches(len(data.train), cfg.batch_size, d, cfg.seed, epoch, first)[: last - first]  # type: ignore[arg-type]
     run.meter = EpochMeter(d.device)
-    bar = tqdm(
+    bar = progress_bar(
         total=last,
         initial=first,
         desc=f"epoch {epoch + 1}",
@@ -193,9 +194,8 @@ def train_step(run: Run, x: Tensor, y: Tensor, stop_requested: bool) -> bool:
     else:
         loss.backward()
     grad_norm = clip_gradients(run.model.parameters(), cfg.clip_grad_norm)
-    bad_loss, bad_grads = ~torch.isfinite(loss.detach()), ~torch.isfinite(grad_norm)
-    stop_flag = torch.tensor(stop_requested, device=d.device)
-    bad_loss, bad_grads, stop = any_rank_flags([bad_loss, bad_grads, stop_flag], d)  # the step's one read
+    flags = [~torch.isfinite(loss.detach()), ~torch.isfinite(grad_norm), torch.tensor(stop_requested, device=d.device)]
+    bad_loss, bad_grads, stop = any_rank_flags(flags, d)  # the step's one read
     # fp16: gradients that overflow at the current loss scale are routine; the scaler lowers the scale
     # (update, on every step, after the unscale_ above) and the step is skipped without counting it
     overflow = run.scaler is not None and bad_grads and not bad_loss

@@ -41,7 +41,7 @@ class RMSpropTF(torch.optim.Optimizer):
                                   "weight_decay": weight_decay})  # fmt: skip
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Any = None) -> Any:
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -54,7 +54,7 @@ class RMSpropTF(torch.optim.Optimizer):
                 if not self.state[p]:
                     self.state[p]["square_avg"] = torch.ones_like(p)
                     self.state[p]["momentum_buffer"] = torch.zeros_like(p)
-            grads = [p.grad for p in params]
+            grads: list[Tensor] | tuple[Tensor, ...] = [p.grad for p in params]
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
             square_avg = [self.state[p]["square_avg"] for p in params]

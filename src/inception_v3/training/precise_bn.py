@@ -55,10 +55,11 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor,
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         for m in norms:
             for buffer in (m.running_mean, m.running_var):
+                assert buffer is not None  # BN layers that track running statistics
                 dist.all_reduce(buffer)
                 buffer.div_(dist.get_world_size())
     model.train(was_training)
-    if seen == 0 or not all(torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all()
+    if seen == 0 or not all(torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all()  # type: ignore[arg-type]
                             for m in norms):  # fmt: skip
         for m, state in zip(norms, previous, strict=True):
             m.load_state_dict(state, strict=False)

@@ -65,11 +65,22 @@ def prepare_run_dir(cfg: TrainConfig, resume: str, overwrite: bool, d: Dist) -> 
     created = not run_dir.exists()
     if found is None and existing and d.main:  # --overwrite, or --resume auto over a run that never checkpointed
         for f in existing:
-            path = run_dir / f
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            _remove_keeping_evidence(run_dir / f)
     if d.world > 1:
         dist.barrier()
     return RunDir(run_dir, found, created)
+
+
+def _remove_keeping_evidence(path: Path) -> None:
+    """Delete a run file or folder, except tampered files moved aside as evidence (`*.tampered*`)."""
+    if not path.is_dir():
+        path.unlink()
+        return
+    for child in path.iterdir():
+        if ".tampered" not in child.name:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if not any(path.iterdir()):
+        path.rmdir()
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ def setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None, 
     return field(default=default, metadata=meta)
 
 
-def allowed(meta: dict[str, Any]) -> str:
+def allowed(meta: Mapping[str, Any]) -> str:
     """What a field accepts, in words (for messages and help)."""
     if meta["choices"]:
         return "one of " + ", ".join(map(str, meta["choices"]))
@@ -205,7 +206,7 @@ def _has_type(value: Any, base: type) -> bool:
     return isinstance(value, base)
 
 
-def _out_of_range(value: Any, meta: dict[str, Any]) -> bool:
+def _out_of_range(value: Any, meta: Mapping[str, Any]) -> bool:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     if value != value:  # NaN

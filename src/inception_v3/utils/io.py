@@ -10,13 +10,15 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import UserError, reason
+from ..errors import TamperedFile, UserError, reason
+from .pickles import code_globals, quarantine
 
 TEMP_SUFFIX = ".tmp"
 
@@ -63,17 +65,29 @@ def _umask() -> int:
 
 def load_torch_file(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
                     what: str = "checkpoint") -> Any:  # fmt: skip
-    """`torch.load(weights_only=True)`; a missing, damaged or unsafe file is one UserError line."""
+    """`torch.load(weights_only=True)`; a missing, damaged or unsafe file is one UserError line. A file that
+    would run code on load (`pickles.code_globals`) is moved aside as evidence and raises TamperedFile."""
     path = Path(path)
     if not path.is_file():
+        moved = path.with_name(f"{path.name}.tampered")
+        if moved.is_file():  # another replica of the same run moved it a moment ago
+            raise TamperedFile(f"refusing {what} {path}: it would run code when loaded; kept as evidence at {moved}")
         raise UserError(f"{what} {path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's "Detected pickle protocol" note on foreign files: ours below
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        code = code_globals(path)
+        if code:
+            moved = quarantine(path)
+            raise TamperedFile(f"refusing {what} {path}: loading it would run {', '.join(dict.fromkeys(code))}; "
+                               f"nothing writes code into a {what} by accident, so someone changed it. Kept as "
+                               f"evidence at {moved}; nothing was loaded") from None  # fmt: skip
         blocked = re.search(r"GLOBAL (\S+)", str(exc))
         if blocked:
-            raise UserError(f"refusing to load {path}: it would run or build {blocked.group(1)}, and {what}s may "
-                            f"only hold tensors and plain data") from None  # fmt: skip
+            raise UserError(f"cannot read {what} {path}: it holds {blocked.group(1)} objects, and {what}s may only "
+                            f"hold tensors and plain data (another tool's file?)") from None  # fmt: skip
         raise UserError(f"cannot read {what} {path}: not a PyTorch file, or damaged") from None
     except Exception as exc:  # torch.load raises many types on damaged bytes (zip, storage, pickle errors)
         raise UserError(f"cannot read {what} {path}: {reason(exc)} (damaged or not a PyTorch file)") from None

@@ -1,0 +1,55 @@
+"""Progress for long work: a tqdm bar on a terminal; in a log (a batch job, `make demo > log`) one plain line
+at a steady interval instead, with the count, rate, ETA and what the bar shows after it (the loss), and no
+carriage returns.
+
+The interval is 10 s, or $INCEPTION_V3_PROGRESS_INTERVAL seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+_WITH_TOTAL = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%), {rate_fmt}, ETA {remaining}{postfix}"
+_WITHOUT_TOTAL = "{desc}: {n_fmt}, {rate_fmt}, {elapsed} elapsed{postfix}"
+
+
+def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
+    """`tqdm(*args, **kwargs)` on a terminal; `LogLines` when stderr (or `file`) is not one."""
+    stream = kwargs.get("file") or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    return tqdm(*args, **kwargs) if isatty is not None and isatty() else LogLines(*args, **kwargs)
+
+
+class LogLines(tqdm):
+    """A tqdm that writes one plain line per interval (and a last one when it closes), for logs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.interval = float(os.environ.get("INCEPTION_V3_PROGRESS_INTERVAL", "10"))
+        self._last_line = -float("inf")
+        self._printed_n: float = -1
+        kwargs["mininterval"] = min(self.interval, 1.0)
+        kwargs.pop("dynamic_ncols", None)
+        super().__init__(*args, **kwargs)
+
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        if msg != "" and time.monotonic() - self._last_line >= self.interval:
+            self._line()
+        return True
+
+    def close(self) -> None:
+        if not self.disable and getattr(self, "sp", None) is not None and self.n != self._printed_n:
+            self._line()  # where it ended
+        self.sp = None  # tqdm's close then only unregisters the bar: nothing to clear in a log
+        super().close()
+
+    def _line(self) -> None:
+        self._last_line, self._printed_n = time.monotonic(), self.n
+        d = self.format_dict
+        d["bar_format"] = _WITH_TOTAL if d.get("total") else _WITHOUT_TOTAL
+        self.fp.write(self.format_meter(**d).strip() + "\n")
+        self.fp.flush()
