@@ -41,8 +41,8 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=32, workers=0,
                      train_subset=960, val_subset=200, epochs=4.0, lr=0.1, lr_decay_epochs=1.0,
-                     out_dir=str(tmp_path_factory.mktemp("trained")), name="learn", amp="none",
-                     channels_last=False)  # fmt: skip
+                     precise_bn_images=256, out_dir=str(tmp_path_factory.mktemp("trained")), name="learn",
+                     amp="none", channels_last=False)  # fmt: skip
     return train(cfg)
 
 

@@ -125,7 +125,7 @@ def test_sigkill_during_a_step_a_checkpoint_write_and_an_evaluation(straight: Pa
 def test_sigkill_at_random_moments(straight: Path, tmp_path: Path) -> None:
     rng = random.Random(1234)
     kills = 0
-    for _ in range(4):
+    for _ in range(3):
         proc = start(tmp_path, tmp_path / "stderr.log")
         try:
             proc.wait(timeout=rng.uniform(3.0, 9.0))  # startup takes a few seconds; the run about 15
