@@ -24,11 +24,13 @@ def peak_rss_mib(name: str, s: Setting, size: int = 299) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def measure_memory(settings: list[Setting], int8: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """setting key -> candidate -> peak RSS in MiB, plus the baseline of a process that only imports torch."""
+def measure_memory(settings: list[Setting], int8: bool, log: Callable[[str], None] = print,
+                   only: tuple[str, ...] | None = None) -> dict[str, Any]:  # fmt: skip
+    """setting key -> candidate -> peak RSS in MiB, plus the baseline of a process that only imports torch;
+    `only`: these candidates (the smoke profile measures one)."""
     result: dict[str, Any] = {"baseline_mib": peak_rss_mib("none", settings[0])}
     for s in settings:
-        names = candidate_names(s, torch.device("cpu"), int8)
+        names = [n for n in candidate_names(s, torch.device("cpu"), int8) if only is None or n in only]
         result[s.key] = {n: peak_rss_mib(n, s) for n in names}
         log(f"memory {s.key}  " + "  ".join(f"{n} {v:.0f} MiB" for n, v in result[s.key].items()))
     return result

@@ -50,7 +50,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"batches": (1,), "modes": ("eager",), "train_modes": ("eager",), "compile_only": None,
               "warmup": 1, "iters": 1, "rounds": 1, "jpegs": 4, "accuracy_images": 64, "train_batch": 2,
               "dtypes": (("bf16", "channels_last"),), "inference_size": 75, "peak_sizes": (256,), "int8": False,
-              "memory_tasks": ("training",)},
+              "memory_tasks": ("training",), "memory_models": ("ours",)},
 }  # fmt: skip
 
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         batch = max(profile["batches"])
         chosen = [s for s in settings(profile) if s.mode == "eager" and (s.batch == batch or s.task == "training")
                   and s.task in profile.get("memory_tasks", ("inference", "training"))]  # fmt: skip
-        result["memory"] = measure_memory(chosen, profile.get("int8", True))
+        result["memory"] = measure_memory(chosen, profile.get("int8", True), only=profile.get("memory_models"))
     if "data" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             result["data_pipeline"] = measure_pipelines(make_jpegs(Path(tmp), profile["jpegs"]))
