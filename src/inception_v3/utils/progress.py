@@ -51,5 +51,5 @@ class LogLines(tqdm):
         self._last_line, self._printed_n = time.monotonic(), self.n
         d = self.format_dict
         d["bar_format"] = _WITH_TOTAL if d.get("total") else _WITHOUT_TOTAL
-        self.fp.write(self.format_meter(**d).strip() + "\n")
+        self.fp.write(" ".join(self.format_meter(**d).split()) + "\n")  # tqdm pads its rate for a bar
         self.fp.flush()
