@@ -23,7 +23,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if getattr(config.option, "dist", "no") != "loadgroup" and not getattr(config.option, "loadgroup", False):
         return  # (a worker sees `loadgroup`, the controller `dist`)
     for item in items:
-        node_id = item._id  # pytest >= 9.2
+        node_id = getattr(item, "_id", None)  # pytest >= 9.2 (before it, xdist's own renaming works)
+        if node_id is None:
+            return
         groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
                          for m in item.iter_markers("xdist_group")})  # fmt: skip
         if groups and node_id.params is None and "@" not in item.nodeid:

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,52 @@ def test_truncated_empty_and_foreign_checkpoints_still_fall_back(tmp_path: Path,
     assert found is not None and found[1]["step"] == 2 and len(lines) == 3
     assert all("skipping damaged checkpoint" in line for line in lines)
     assert not [w for w in recwarn if "pickle" in str(w.message)] and not list(ckpts.glob("*.tampered*"))
+
+
+def test_code_is_found_however_the_pickle_hides_it(tmp_path: Path) -> None:
+    """PyTorch's legacy format (several pickles), protocol 0's INST, memo references, a bare pickle with a
+    zip appended (torch reads the pickle): each is refused as tampered and moved aside; a foreign file
+    (numpy, argparse, SimpleNamespace) is only unreadable."""
+    import argparse
+    import io
+    import types
+
+    import numpy as np
+
+    from inception_v3.errors import TamperedFile
+    from inception_v3.utils.io import load_torch_file
+
+    legacy = io.BytesIO()
+    torch.save({"m": Evil()}, legacy, _use_new_zipfile_serialization=False)
+    harmless_zip = io.BytesIO()
+    with zipfile.ZipFile(harmless_zip, "w") as z:
+        z.writestr("a/data.pkl", pickle.dumps({"x": 1}))
+    hostile = {
+        "legacy": legacy.getvalue(),
+        "inst": b"(S'touch pwned'\nios\nsystem\ntR.",
+        "memo": b"\x80\x04}\x94\x8c\x02os\x94\x8c\x06system\x94\x93\x94.",
+        "polyglot": pickle.dumps(Evil(), protocol=2) + harmless_zip.getvalue(),
+    }
+    for name, data in hostile.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(TamperedFile, match=r"would run (os|posix)\.system"):
+            load_torch_file(tmp_path / name)
+        assert (tmp_path / f"{name}.tampered").read_bytes() == data, name
+    torch.save({"x": np.zeros(2), "a": argparse.Namespace(a=1), "n": types.SimpleNamespace(b=2)}, tmp_path / "f")
+    with pytest.raises(UserError, match="another tool's file") as info:
+        load_torch_file(tmp_path / "f")
+    assert not isinstance(info.value, TamperedFile) and (tmp_path / "f").is_file()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_tampered_cached_download_is_kept_not_downloaded_over(tmp_path: Path) -> None:
+    from inception_v3.errors import TamperedFile
+    from inception_v3.interop.download import cache_path, fetch_url
+
+    url = "http://127.0.0.1:9/weights/model-0123abcd.pth"
+    cached = cache_path(url)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"m": Evil()}, cached)
+    with pytest.raises(TamperedFile, match="cached weights file"):
+        fetch_url(url, sha256="0123abcd" + "0" * 56, progress=False)
+    assert not cached.exists() and cached.with_name(cached.name + ".tampered").is_file()

@@ -55,3 +55,11 @@ def test_useless_third_party_warnings_are_not_printed() -> None:
     assert "something real" in done.stderr
     assert not any(w in done.stderr for w in ("pickle protocol", "is deprecated", "worker processes"))
     assert len(QUIET_WARNINGS) == 4
+
+
+def test_a_bad_progress_interval_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inception_v3.errors import UserError
+
+    monkeypatch.setenv("INCEPTION_V3_PROGRESS_INTERVAL", "soon")
+    with pytest.raises(UserError, match="INCEPTION_V3_PROGRESS_INTERVAL 'soon'"):
+        progress_bar(total=3, file=io.StringIO())

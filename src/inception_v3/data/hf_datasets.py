@@ -5,6 +5,7 @@ named columns (`image`, `label` by default); class names from the label column's
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ def load_split(spec: str, split: str, image_column: str, label_column: str) -> A
     except ImportError:
         raise UserError("--dataset hf needs the datasets library: pip install 'inception-v3[hf]'") from None
     path = Path(spec)
+    if not sys.stderr.isatty():  # the library's bars write carriage returns into logs
+        datasets.disable_progress_bars()
     try:
         if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
             loaded = datasets.load_from_disk(str(path))

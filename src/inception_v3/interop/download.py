@@ -27,6 +27,7 @@ from urllib.error import URLError
 import torch
 
 from ..errors import UserError, reason
+from ..utils.io import refuse_if_tampered
 from .registry import WeightsSpec, hash_prefix
 
 MIRROR_ENV = "INCEPTION_V3_MIRROR"
@@ -97,12 +98,15 @@ def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) 
             check_file(dst, sha256, md5, f"the cached {dst}")
             return dst
         except UserError as exc:
+            refuse_if_tampered(dst, "cached weights file")  # changed to run code: kept, not replaced
             print(f"{exc}; downloading it again", file=sys.stderr)
     dst.parent.mkdir(parents=True, exist_ok=True)
     staging = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.download")
     try:
         try:
-            torch.hub.download_url_to_file(url, str(staging), hash_prefix=None, progress=progress)
+            torch.hub.download_url_to_file(
+                url, str(staging), hash_prefix=None, progress=progress and sys.stderr.isatty()
+            )  # a bar, not a log's lines
         except (URLError, HTTPException, OSError, ValueError) as exc:
             why = getattr(exc, "reason", None) or exc
             raise UserError(f"cannot download {url} ({why}); download it by hand to {dst}, or set {MIRROR_ENV} "
@@ -118,12 +122,15 @@ def fetch_hub(repo: str, filename: str, sha256: str = "", progress: bool = True)
     """A file of a Hugging Face hub repository, from the hub's cache or downloaded into it, sha256-checked."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.utils import disable_progress_bars
 
     try:
         path = Path(hf_hub_download(repo, filename, local_files_only=True))
         downloaded = False
     except LocalEntryNotFoundError:
         url = f"{os.environ.get('HF_ENDPOINT', 'https://huggingface.co').rstrip('/')}/{repo}/resolve/main/{filename}"
+        if not (progress and sys.stderr.isatty()):  # the hub client's bars write carriage returns into logs
+            disable_progress_bars()
         try:
             path = Path(hf_hub_download(repo, filename))
         except Exception as exc:  # the hub client raises HTTP, connection and consistency errors of several types
@@ -135,6 +142,7 @@ def fetch_hub(repo: str, filename: str, sha256: str = "", progress: bool = True)
     try:
         check_file(blob, expected, "", f"{'the download of' if downloaded else 'the cached'} {repo}/{filename}")
     except UserError:
+        refuse_if_tampered(blob, "cached weights file")  # changed to run code: kept as evidence, not removed
         blob.unlink(missing_ok=True)  # a file that fails its check does not stay in the cache
         path.unlink(missing_ok=True)
         raise

@@ -6,6 +6,7 @@ write leaves only a `.NAME.*.tmp` file beside it, which `remove_stale_temp_files
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import TamperedFile, UserError, reason
-from .pickles import code_globals, quarantine
+from .pickles import code_globals, evidence, pickle_globals, quarantine
 
 TEMP_SUFFIX = ".tmp"
 
@@ -69,25 +70,47 @@ def load_torch_file(path: str | os.PathLike[str], map_location: str | torch.devi
     would run code on load (`pickles.code_globals`) is moved aside as evidence and raises TamperedFile."""
     path = Path(path)
     if not path.is_file():
-        moved = path.with_name(f"{path.name}.tampered")
-        if moved.is_file():  # another replica of the same run moved it a moment ago
-            raise TamperedFile(f"refusing {what} {path}: it would run code when loaded; kept as evidence at {moved}")
+        if evidence(path):  # another replica of the same run moved it a moment ago
+            raise TamperedFile(f"refusing {what} {path}: it would run code when loaded; kept as evidence at "
+                               f"{evidence(path)[-1]}")  # fmt: skip
         raise UserError(f"{what} {path} does not exist")
     try:
-        with warnings.catch_warnings():  # torch's "Detected pickle protocol" note on foreign files: ours below
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location=map_location, weights_only=True)
+        data = path.read_bytes()  # read once: the bytes loaded are the bytes scanned
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {reason(exc)}") from None
+    try:
+        with warnings.catch_warnings():  # torch's note on a foreign file's pickle protocol: ours says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        code = code_globals(path)
+        blocked = re.search(r"GLOBAL (\S+)", str(exc))  # the first global torch refused, as it resolved it
+        code = code_globals(pickle_globals(data) + ([blocked.group(1)] if blocked else []))
         if code:
-            moved = quarantine(path)
-            raise TamperedFile(f"refusing {what} {path}: loading it would run {', '.join(dict.fromkeys(code))}; "
-                               f"nothing writes code into a {what} by accident, so someone changed it. Kept as "
-                               f"evidence at {moved}; nothing was loaded") from None  # fmt: skip
-        blocked = re.search(r"GLOBAL (\S+)", str(exc))
+            raise TamperedFile(_tampered(path, what, code)) from None
         if blocked:
             raise UserError(f"cannot read {what} {path}: it holds {blocked.group(1)} objects, and {what}s may only "
                             f"hold tensors and plain data (another tool's file?)") from None  # fmt: skip
         raise UserError(f"cannot read {what} {path}: not a PyTorch file, or damaged") from None
     except Exception as exc:  # torch.load raises many types on damaged bytes (zip, storage, pickle errors)
         raise UserError(f"cannot read {what} {path}: {reason(exc)} (damaged or not a PyTorch file)") from None
+
+
+def refuse_if_tampered(path: Path, what: str) -> None:
+    """Raise TamperedFile (the file moved aside) if `path` holds a pickle that would run code; before a file
+    that failed its checksum is replaced or removed, so that the evidence is kept."""
+    try:
+        code = code_globals(pickle_globals(path.read_bytes()))
+    except OSError:
+        return
+    if code:
+        raise TamperedFile(_tampered(path, what, code))
+
+
+def _tampered(path: Path, what: str, code: list[str]) -> str:
+    """Move a file that would run code aside and say so, in one line."""
+    moved = quarantine(path)
+    if moved is None and evidence(path):  # another replica moved it first
+        moved = evidence(path)[-1]
+    kept = f"kept as evidence at {moved}" if moved else f"it could not be moved aside and stays at {path}, untouched"
+    return (f"refusing {what} {path}: loading it would run {', '.join(code)}; nothing writes code into a {what} by "
+            f"accident, so someone changed it; {kept}; nothing was loaded")  # fmt: skip

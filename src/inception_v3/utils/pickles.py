@@ -4,76 +4,124 @@ A crash leaves a truncated or empty file; another tool's file holds objects we d
 argparse namespaces). Neither imports `os.system` or `builtins.eval`: a pickle that does was written by
 someone to run code on whoever loads it. Such a file is moved aside as evidence (`quarantine`), never
 loaded, overwritten or deleted.
+
+The globals are read by unpickling with every class and function replaced by an inert stub, so the
+pickle machine itself resolves memo references, protocol-0 `INST`, `STACK_GLOBAL` and the several pickles
+of PyTorch's legacy format; nothing the file names is imported or called.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
+import io
 import os
-import pickletools
+import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
-# Modules whose functions run commands or code, or open the way to them (imports, calls by name).
+# Modules whose functions run commands or code, or open the way to them (imports, calls by name, nested loads).
 CODE_MODULES = frozenset({
-    "os", "posix", "nt", "subprocess", "sys", "shutil", "importlib", "runpy", "code", "codeop", "pty", "socket",
-    "ctypes", "marshal", "types", "webbrowser", "multiprocessing", "pickle", "_pickle", "dill", "pdb", "timeit",
-    "asyncio", "_thread", "commands", "popen2", "operator",
+    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "shutil", "importlib", "_imp", "pkgutil",
+    "runpy", "code", "codeop", "pty", "socket", "ctypes", "marshal", "webbrowser", "multiprocessing", "pickle",
+    "_pickle", "dill", "pdb", "bdb", "pydoc", "profile", "cProfile", "trace", "timeit", "asyncio", "_thread",
+    "commands", "popen2", "operator",
 })  # fmt: skip
-CODE_BUILTINS = frozenset({"eval", "exec", "compile", "__import__", "getattr", "setattr", "delattr", "open",
-                           "globals", "locals", "vars", "input", "breakpoint", "memoryview"})  # fmt: skip
-_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+CODE_NAMES = frozenset({
+    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.__import__", "builtins.getattr",
+    "builtins.setattr", "builtins.delattr", "builtins.open", "builtins.globals", "builtins.locals",
+    "builtins.vars", "builtins.input", "builtins.breakpoint", "types.FunctionType", "types.CodeType",
+    "types.LambdaType", "types.MethodType", "types.ModuleType", "torch.load", "torch.jit.load",
+    "torch.hub.load", "numpy.load",
+})  # fmt: skip
+CODE_PREFIXES = ("torch.hub.", "torch.utils.cpp_extension.", "torch.package.", "torch.serialization.load")
 
 
-def pickle_globals(path: str | os.PathLike[str]) -> list[str]:
-    """`module.name` of every global the pickle in `path` (a torch zip file's data.pkl, or a bare pickle)
-    would import, in order; what cannot be parsed is left out."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                names = [n for n in z.namelist() if n.endswith("data.pkl")]
-                data = z.read(names[0]) if names else b""
-        else:
-            data = Path(path).read_bytes()
-    except (OSError, zipfile.BadZipFile, KeyError):
-        return []
-    found: list[str] = []
-    strings: list[str] = []  # the strings pushed so far (STACK_GLOBAL takes the last two)
-    memo: dict[int, str] = {}
-    try:
-        for op, arg, _ in pickletools.genops(data):
-            if op.name in _STRINGS:
-                strings.append(str(arg))
-            elif op.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
-                memo[int(str(arg))] = strings[-1]
-            elif op.name == "MEMOIZE" and strings:
-                memo[len(memo)] = strings[-1]
-            elif op.name in ("BINGET", "LONG_BINGET", "GET") and int(str(arg)) in memo:
-                strings.append(memo[int(str(arg))])
-            elif op.name == "GLOBAL":
-                found.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.append(f"{strings[-2]}.{strings[-1]}")
-    except Exception:  # genops raises several types on damaged bytes; the globals read so far count
+class _Stub:
+    """What every global becomes while scanning: callable, buildable and fillable, and inert."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
+        return _Stub()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _Scanner(pickle.Unpickler):
+    def __init__(self, stream: io.BytesIO, found: list[str]) -> None:
+        super().__init__(stream)
+        self.found = found
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _compat_pickle.NAME_MAPPING:  # Python 2 names, as pickle maps them (protocol < 3)
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        self.found.append(f"{module}.{name}")
+        return _Stub
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Stub()
+
+
+def pickle_globals(data: bytes) -> list[str]:
+    """`module.name` of every global the pickles in `data` would import (a torch zip file's data.pkl, or the
+    pickles of a bare or legacy file one after another), in order; what cannot be parsed ends the scan."""
+    if data[:4] == b"PK\x03\x04":  # torch's own test for its zip format
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                names = z.namelist()
+                prefix = names[0].split("/", 1)[0] if names else ""
+                data = z.read(f"{prefix}/data.pkl") if f"{prefix}/data.pkl" in names else b""
+        except (zipfile.BadZipFile, OSError, KeyError):
+            return []
+    found: list[str] = []
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        try:
+            _Scanner(stream, found).load()
+        except Exception:  # a damaged or hostile stream: the globals read so far count
+            break
     return found
 
 
-def code_globals(path: str | os.PathLike[str]) -> list[str]:
-    """The globals of the pickle in `path` that would run code on load (empty for a plain or damaged file)."""
+def code_globals(names: list[str]) -> list[str]:
+    """Those of `names` (module.name) that would run code when a pickle imports and calls them."""
     out = []
-    for name in pickle_globals(path):
-        module, _, attr = name.rpartition(".")
-        root = module.split(".")[0]
-        if root in CODE_MODULES or (root in ("builtins", "__builtin__") and attr in CODE_BUILTINS):
+    for name in names:
+        module = name.rpartition(".")[0]
+        if (module.split(".")[0] in CODE_MODULES or name in CODE_NAMES or name.startswith(CODE_PREFIXES)
+                or name.replace("__builtin__.", "builtins.") in CODE_NAMES):  # fmt: skip
             out.append(name)
-    return out
+    return list(dict.fromkeys(out))
 
 
-def quarantine(path: Path) -> Path:
-    """Move `path` aside as evidence, to `NAME.tampered` (or `NAME.tampered-2`, ...: never over another file)."""
+def quarantine(path: Path) -> Path | None:
+    """Move `path` aside as evidence, to `NAME.tampered` (or `NAME.tampered-2`, ...: never over another file);
+    None if it cannot be moved (it stays where it is, untouched)."""
     for k in range(1, 1000):
         target = path.with_name(f"{path.name}.tampered" + (f"-{k}" if k > 1 else ""))
-        if not target.exists():
+        if target.exists():
+            continue
+        try:
             os.rename(path, target)
-            return target
-    raise OSError(f"too many quarantined copies of {path}")
+        except OSError:
+            return None
+        return target
+    return None
+
+
+def evidence(path: Path) -> list[Path]:
+    """The copies of `path` moved aside by `quarantine`."""
+    return sorted(path.parent.glob(f"{path.name}.tampered*")) if path.parent.is_dir() else []

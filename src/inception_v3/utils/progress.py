@@ -14,6 +14,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..errors import UserError
+
 _WITH_TOTAL = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%), {rate_fmt}, ETA {remaining}{postfix}"
 _WITHOUT_TOTAL = "{desc}: {n_fmt}, {rate_fmt}, {elapsed} elapsed{postfix}"
 
@@ -29,7 +31,11 @@ class LogLines(tqdm):
     """A tqdm that writes one plain line per interval (and a last one when it closes), for logs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.interval = float(os.environ.get("INCEPTION_V3_PROGRESS_INTERVAL", "10"))
+        text = os.environ.get("INCEPTION_V3_PROGRESS_INTERVAL", "10")
+        try:
+            self.interval = float(text)
+        except ValueError:
+            raise UserError(f"invalid INCEPTION_V3_PROGRESS_INTERVAL {text!r}: expected seconds, e.g. 30") from None
         self._last_line = -float("inf")
         self._printed_n: float = -1
         kwargs["mininterval"] = min(self.interval, 1.0)
@@ -41,8 +47,11 @@ class LogLines(tqdm):
             self._line()
         return True
 
+    def clear(self, *args: Any, **kwargs: Any) -> None:
+        pass  # nothing to erase in a log
+
     def close(self) -> None:
-        if not self.disable and getattr(self, "sp", None) is not None and self.n != self._printed_n:
+        if not getattr(self, "disable", True) and getattr(self, "sp", None) is not None and self.n != self._printed_n:
             self._line()  # where it ended
         self.sp = None  # tqdm's close then only unregisters the bar: nothing to clear in a log
         super().close()
