@@ -21,7 +21,7 @@ from ..errors import UserError
 from .fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
 from .hf_datasets import HfImages, load_split
 from .hf_datasets import class_names as hf_class_names
-from .image_io import BadSample, is_image_file, read_image
+from .image_io import BadSample, Encoded, is_image_file, read_image
 from .shards import ShardDataset, shard_paths
 from .shards import class_names as shard_class_names
 from .transforms import Preprocessing, eval_transform, train_transform
@@ -178,6 +178,11 @@ def indexed_images(
     hf = load_split(data_dir, split or "validation", *columns)
     ds = HfImages(hf, f"{data_dir}:{split or 'validation'}", *columns, _unchanged)
     return ds, hf_class_names(hf, columns[1], [y for _, y in ds.samples])
+
+
+def stored_image(ds: ShardDataset | HfImages, i: int) -> Encoded:
+    """Image i of shards or an HF split as its stored bytes, named by shard and key or dataset and row."""
+    return Encoded(ds.raw(i), ds.samples[i][0])
 
 
 def _unchanged(image: Tensor) -> Tensor:

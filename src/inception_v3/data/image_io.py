@@ -9,7 +9,6 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -54,19 +53,11 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(IMAGE_SUFFIXES)
 
 
-def read_image(path: str | os.PathLike[str] | BinaryIO, name: str | None = None) -> Tensor:
-    """An image (a file, or a file object named `name`) as uint8 C x H x W: 1 channel for gray images, 3 for
-    everything else (RGB, RGBA, CMYK, palette; 16-bit images are scaled to 8 bits). Unreadable data raises
-    UserError."""
-    if isinstance(path, (str, os.PathLike)):
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise UserError(f"cannot read {path} ({type(exc).__name__})") from None
-    else:
-        data = path.read()
-    return decode_image_bytes(data, name or str(path))
+def read_image(path: str | os.PathLike[str]) -> Tensor:
+    """An image file as uint8 C x H x W: 1 channel for gray images, 3 for everything else (RGB, RGBA, CMYK,
+    palette; 16-bit images are scaled to 8 bits). Unreadable data raises UserError."""
+    encoded = Encoded.read(path)
+    return decode_image_bytes(encoded.data, encoded.name)
 
 
 def decode_image_bytes(data: bytes, name: str) -> Tensor:

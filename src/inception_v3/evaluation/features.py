@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.datasets import indexed_images
+from ..data.datasets import indexed_images, stored_image
 from ..data.image_io import Encoded, decode_batch, expand_inputs
 from ..errors import UserError
 from ..models.inception import Inception3
@@ -54,8 +55,7 @@ def image_set(inputs: list[str], dataset: str = "files", split: str | None = Non
     if len(inputs) != 1:
         raise UserError(f"--dataset {dataset} reads one dataset (its folder or name), got {len(inputs)} inputs")
     ds, classes = indexed_images(dataset, inputs[0], split, "--split", columns)
-    names = [name for name, _ in ds.samples]
-    return names, lambda i: Encoded(ds.raw(i), names[i]), [y for _, y in ds.samples], classes
+    return [name for name, _ in ds.samples], partial(stored_image, ds), [y for _, y in ds.samples], classes
 
 
 @torch.no_grad()

@@ -15,11 +15,9 @@ from torch import Tensor, nn
 from torchvision.datasets import ImageFolder
 
 from ..data.crops import ViewSpec, crop_views, single_view
-from ..data.datasets import indexed_images
+from ..data.datasets import indexed_images, stored_image
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
-from ..data.hf_datasets import HfImages
 from ..data.image_io import Encoded, decode_batch, is_image_file, read_image
-from ..data.shards import ShardDataset
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
 from ..errors import UserError
@@ -103,10 +101,7 @@ def evaluation_set(
     if not data or not Path(data).is_dir():
         raise UserError(f"evaluation folder {data} does not exist (expected one sub-folder per class)")
     folder = ImageFolder(data, loader=read_image, is_valid_file=is_image_file, allow_empty=True)
-    unknown = sorted(set(folder.classes) - set(classes))
-    if unknown:
-        raise UserError(f"{data} has classes the weights do not know: {', '.join(unknown[:5])} (the weights know "
-                        f"{len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
+    _check_known(data, set(folder.classes), classes)
     samples = folder.samples if limit is None else folder.samples[:limit]
     if not samples:
         raise UserError(f"no images found in {data}")
@@ -117,20 +112,21 @@ def _indexed_set(dataset: str, data: str | None, split: str | None, classes: lis
                  columns: tuple[str, str]) -> list[tuple[Callable[[], Encoded | Tensor], int]]:  # fmt: skip
     """WebDataset shards or a Hugging Face dataset split, read by index (images untransformed)."""
     ds, names = indexed_images(dataset, data, split, "--split", columns)
-    unknown = sorted({names[y] for _, y in ds.samples} - set(classes))
+    _check_known(data, {names[y] for _, y in ds.samples}, classes)
+    count = len(ds) if limit is None else min(limit, len(ds))
+    return [(partial(stored_image, ds, i), classes.index(names[ds.samples[i][1]])) for i in range(count)]
+
+
+def _check_known(data: str | None, found: set[str], classes: list[str]) -> None:
+    """The data's classes must all be the weights' (by name)."""
+    unknown = sorted(found - set(classes))
     if unknown:
         raise UserError(f"{data} has classes the weights do not know: {', '.join(unknown[:5])} (the weights know "
                         f"{len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
-    count = len(ds) if limit is None else min(limit, len(ds))
-    return [(partial(_stored, ds, i), classes.index(names[ds.samples[i][1]])) for i in range(count)]
 
 
 def _one(images: Tensor, i: int) -> Tensor:
     return images[i][None]
-
-
-def _stored(ds: ShardDataset | HfImages, i: int) -> Encoded:
-    return Encoded(ds.raw(i), ds.samples[i][0])
 
 
 def to_model_input(views: Tensor, model: nn.Module) -> Tensor:
