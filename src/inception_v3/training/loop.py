@@ -202,7 +202,7 @@ def train_step(run: Run, x: Tensor, y: Tensor, stop_requested: bool) -> bool:
     if (bad_loss or bad_grads) and not overflow:
         if cfg.on_nonfinite == "stop":
             raise UserError(
-                f"non-finite loss ({float(loss)}) or gradient norm ({float(grad_norm)}) at step "
+                f"non-finite loss ({float(loss.detach())}) or gradient norm ({float(grad_norm.detach())}) at step "
                 f"{run.step + 1}; the weights and their running average were not updated. Lower --lr, "
                 f"use --amp none, or pass --on-nonfinite skip"
             )
