@@ -136,6 +136,15 @@ def render(result: dict[str, Any], source: str) -> list[str]:
         lines += [f"| {r['amp']} | {r['seed']} | {r['best_top1']:.3f} | {r['ema_top1']:.3f} | {r['raw_top1']:.3f} | "
                   f"{r['raw_loss']:.2f} |" for r in result["runs"]]  # fmt: skip
         lines.append("")
+        tuned = [r for r in result["runs"] if "finetune" in r]
+        if tuned:
+            lines += [f"### Fine-tuning test: classes 5-9 from the fp32 run vs from scratch, same budget (threshold: "
+                      f"gain > {t['finetune_gain']})", "",
+                      "| seed | fine-tuned | scratch (finetune recipe) | scratch (RMSProp, lr 0.1) | gain |",
+                      "|---|---|---|---|---|"]  # fmt: skip
+            lines += [f"| {r['seed']} | {f['tuned']:.3f} | {f['scratch']:.3f} | {f['scratch_rmsprop']:.3f} | "
+                      f"{f['gain']:+.3f} |" for r in tuned for f in [r["finetune"]]]  # fmt: skip
+            lines.append("")
     if "training_loop" in result:
         lines += ["### Training loop: this checkout vs an earlier revision (real `inception-v3 train` runs, "
                   "interleaved, median over rounds)", "",

@@ -1,7 +1,9 @@
 """Fault injection: runs killed with SIGKILL at chosen and random moments (during a step, a checkpoint write,
 an evaluation), a worker killed under `torchrun --max-restarts`, a damaged newest checkpoint, a full disk
 while writing a checkpoint. Every interrupted run is continued with the same command (`--resume auto`)
-and must end with weights and running average bit-identical to an uninterrupted run.
+and must end with weights and running average bit-identical to an uninterrupted run. The runs that are
+killed have processes of their own; the uninterrupted run and the continuations run in the test's process
+(one thread, as the others: the same bits).
 
 Run the set alone with `make faults`."""
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import cli_in_process
 from inception_v3.training.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.xdist_group("faults")  # its module fixture is built once
@@ -27,7 +30,7 @@ CLI = [sys.executable, "-m", "inception_v3.cli"]
 # Width 1/8 (checkpoints of a few MB, so a write takes long enough to be hit), 3 epochs of 10 steps,
 # a checkpoint every 2 steps and a validation at every epoch end.
 RUN = ["train", "--recipe", "fashion-mnist", "--width-multiplier", "0.125", "--min-depth", "8", "--batch-size", "16",
-       "--workers", "0", "--amp", "none", "--no-channels-last", "--train-subset", "160", "--val-subset", "96",
+       "--workers", "0", "--amp", "none", "--train-subset", "160", "--val-subset", "96",
        "--epochs", "3", "--checkpoint-every", "2", "--keep-last", "2", "--precise-bn-images", "32",
        "--resume", "auto"]  # fmt: skip
 # A progress line at every update (the log's lines are how a test sees where a run is)
@@ -52,9 +55,7 @@ def assert_identical(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("straight")
-    done = subprocess.run([*CLI, *RUN, "--out-dir", str(out), "--name", "run"], env=ENV, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert cli_in_process([*RUN, "--out-dir", str(out), "--name", "run"]).returncode == 0
     return out / "run"
 
 
@@ -73,13 +74,15 @@ def wait_for(proc: subprocess.Popen, condition: object, timeout: float = 300, po
     return False
 
 
-def finish(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    """The same command once more (with `extra` options after it), undisturbed."""
-    return subprocess.run([*CLI, *RUN, "--out-dir", str(out), "--name", "run", *extra], env=ENV, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+def finish(out: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> subprocess.CompletedProcess:
+    """The same command once more (with `extra` options after it), undisturbed (in this process: only the
+    runs that are killed need one of their own)."""
+    return cli_in_process([*RUN, "--out-dir", str(out), "--name", "run", *extra], capsys)
 
 
-def test_sigkill_during_a_step_a_checkpoint_write_and_an_evaluation(straight: Path, tmp_path: Path) -> None:
+def test_sigkill_during_a_step_a_checkpoint_write_and_an_evaluation(
+    straight: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ckpts = tmp_path / "run" / "checkpoints"
     log = tmp_path / "stderr.log"
     hits = {"step": 0, "checkpoint write": 0, "evaluation": 0}
@@ -108,7 +111,7 @@ def test_sigkill_during_a_step_a_checkpoint_write_and_an_evaluation(straight: Pa
             hits["checkpoint write"] += 1
             break
     assert hits["checkpoint write"] == 1, "no SIGKILL landed inside a checkpoint write in 6 tries"
-    done = finish(tmp_path)
+    done = finish(tmp_path, capsys)
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"removed \d+ temporary file", done.stderr)  # the killed write's leftovers
     assert_identical(straight, tmp_path / "run")
@@ -122,24 +125,26 @@ def test_sigkill_during_a_step_a_checkpoint_write_and_an_evaluation(straight: Pa
     assert resumed["train_seconds"] > 0.5 * uninterrupted["train_seconds"]
 
 
-def test_sigkill_at_random_moments(straight: Path, tmp_path: Path) -> None:
+def test_sigkill_at_random_moments(straight: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = random.Random(1234)
     kills = 0
     for _ in range(3):
         proc = start(tmp_path, tmp_path / "stderr.log")
         try:
-            proc.wait(timeout=rng.uniform(3.0, 9.0))  # startup takes a few seconds; the run about 15
+            proc.wait(timeout=rng.uniform(3.0, 9.0))  # startup takes about 4 s; the run about 14 more
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             kills += 1
     assert kills >= 2
-    done = finish(tmp_path)
+    done = finish(tmp_path, capsys)
     assert done.returncode == 0, done.stderr[-2000:]
     assert_identical(straight, tmp_path / "run")
 
 
-def test_damaged_newest_checkpoint_is_skipped(straight: Path, tmp_path: Path) -> None:
+def test_damaged_newest_checkpoint_is_skipped(
+    straight: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """SIGKILL after two checkpoints, the newest truncated: `--resume` skips it and ends bit-identical."""
     proc = start(tmp_path, tmp_path / "stderr.log")
     ckpts = tmp_path / "run" / "checkpoints"
@@ -147,14 +152,16 @@ def test_damaged_newest_checkpoint_is_skipped(straight: Path, tmp_path: Path) ->
     proc.kill(), proc.wait()
     newest = sorted(ckpts.glob("step-*.pt"))[-1]
     newest.write_bytes(newest.read_bytes()[:1000])  # truncated
-    done = finish(tmp_path, "--resume")  # explicit --resume (the others continue with --resume auto)
+    done = finish(tmp_path, capsys, "--resume")  # explicit --resume (the others continue with --resume auto)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"skipping damaged checkpoint {newest.name}" in done.stderr
     assert "\r" not in done.stderr + done.stdout  # a log, not a terminal: plain progress lines
     assert_identical(straight, tmp_path / "run")
 
 
-def test_full_disk_while_writing_a_checkpoint(straight: Path, tmp_path: Path) -> None:
+def test_full_disk_while_writing_a_checkpoint(
+    straight: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The file-size limit (set on the running process with prlimit) makes the next checkpoint write fail
     as on a full disk: one line, the previous checkpoint intact; with space back the run finishes."""
     ckpts = tmp_path / "run" / "checkpoints"
@@ -167,7 +174,7 @@ def test_full_disk_while_writing_a_checkpoint(straight: Path, tmp_path: Path) ->
     assert len(errors) == 1 and "the previous checkpoint is intact" in errors[0] and "File too large" in errors[0]
     kept = sorted(ckpts.glob("step-*.pt"))
     assert kept and load_checkpoint(kept[-1])["step"] > 0 and not list(ckpts.glob(".*.tmp"))
-    done = finish(tmp_path)
+    done = finish(tmp_path, capsys)
     assert done.returncode == 0, done.stderr[-2000:]
     assert_identical(straight, tmp_path / "run")
 

@@ -1,6 +1,7 @@
-"""Fine-tuning on real data: pretrain on Fashion-MNIST classes 0-4, then train on classes 5-9 from those
-weights and from scratch with the same small budget; fine-tuning must win clearly. Also --freeze-until
-and --freeze-bn keep what they promise, and the report says where a run started."""
+"""Fine-tuning on real data: from the suite's training run on Fashion-MNIST classes 0-4 (conftest's
+`trained_run`), train on classes 5-9 from those weights and from scratch with the same small budget;
+fine-tuning must win clearly. Also --freeze-until and --freeze-bn keep what they promise, and the report
+says where a run started."""
 
 import json
 from pathlib import Path
@@ -10,24 +11,18 @@ import torch
 
 from inception_v3.cli import main
 from inception_v3.training.checkpoints import load_checkpoint
+from inception_v3.training.loop import TrainResult
 
-pytestmark = pytest.mark.xdist_group("finetune")  # its module fixture is built once
+pytestmark = pytest.mark.xdist_group("trained_run")  # the suite's one training run, trained once (conftest)
 
-SMALL = ["--width-multiplier", "0.0625", "--min-depth", "4", "--workers", "0", "--amp", "none", "--no-channels-last",
-         "--precise-bn-images", "256"]  # fmt: skip
 FASHION = ["--dataset", "fashion-mnist", "--crop-area-min", "0.85", "--color-distortion", "0", "--eval-crop", "1.0"]
 NEW_TASK = [*FASHION, "--classes", "5,6,7,8,9", "--train-subset", "320", "--epochs", "2", "--val-subset", "250",
-            "--workers", "0", "--amp", "none", "--no-channels-last", "--precise-bn-images", "128"]  # fmt: skip
+            "--workers", "0", "--amp", "none", "--precise-bn-images", "128"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs")
-    args = ["train", "--recipe", "fashion-mnist", *SMALL, "--classes", "0,1,2,3,4", "--train-subset", "1600",
-            "--epochs", "2", "--val-subset", "250", "--lr", "0.1", "--lr-decay-epochs", "1", "--name", "pre",
-            "--out-dir", str(out)]  # fmt: skip
-    assert main(args) == 0
-    return out / "pre" / "best.pt"
+def pretrained(trained_run: TrainResult) -> Path:
+    return trained_run.run_dir / "best.pt"
 
 
 def top1(run: Path) -> float:
@@ -43,11 +38,11 @@ def test_finetuning_beats_scratch_with_the_same_budget(pretrained: Path, tmp_pat
     # scratch again with the from-scratch recipe's own optimizer (RMSProp, lr 0.1): still the same budget
     assert main([*base, *scratch_arch, "--optimizer", "rmsprop", "--lr", "0.1", "--name", "scratch-rmsprop"]) == 0
     tuned, scratch, scratch_rms = (top1(tmp_path / n) for n in ("finetuned", "scratch", "scratch-rmsprop"))
-    # measured at seed 0 with the lr split in force (heads 0.1, pretrained 0.01), pretrained on 1,600 images x 2
-    # epochs, 250 validation images, batch-norm statistics from 256/128 images, one thread: fine-tuned 0.740,
-    # scratch 0.532 (same recipe), 0.492 (RMSProp);
-    # before the split reached the optimizer (2,500 x 3, 500): 0.60-0.68 vs 0.16-0.34 / 0.31-0.46
-    assert tuned > max(scratch, scratch_rms) + 0.1, (tuned, scratch, scratch_rms)
+    # measured over seeds 0-4 (python -m benchmarks.learning_margin, docs/performance.md), from the fp32 run of
+    # each seed: fine-tuned 0.64-0.80, scratch 0.35-0.58 (same recipe) and 0.36-0.51 (RMSProp); the gain over
+    # the better of the two 0.14-0.34 (mean 0.26, sd 0.08): the threshold is 2.5 sd below the mean.
+    # Before the lr split reached the optimizer: 0.60-0.68 fine-tuned vs 0.16-0.34 / 0.31-0.46 from scratch.
+    assert tuned > max(scratch, scratch_rms) + 0.05, (tuned, scratch, scratch_rms)
     config = json.loads((tmp_path / "finetuned" / "config.json").read_text())
     assert config["init_from"]["weights"] == str(pretrained)
     assert config["init_from"]["new_heads"] == ["fc.", "AuxLogits.fc."]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import cli_in_process
 from inception_v3.cli import main
 from inception_v3.reproduction.experiments import EXPERIMENTS, run_config
 from inception_v3.reproduction.report import verdict
@@ -20,7 +21,7 @@ def _cmd(out: Path, *experiments: str) -> list[str]:
             "--out-dir", str(out)]  # fmt: skip
 
 
-def test_reproduce_resumes_and_reports(tmp_path: Path) -> None:
+def test_reproduce_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "rp"
     records = out / "records" / "smoke"
     # Interrupt the grid once the first run is recorded and the second has a checkpoint.
@@ -39,7 +40,7 @@ def test_reproduce_resumes_and_reports(tmp_path: Path) -> None:
     assert first
     mtimes = {p: p.stat().st_mtime for p in first}
     # The rerun keeps finished runs and finishes the rest; crops reuse the eps 0.1 (= Inception-v3) run.
-    done = subprocess.run(_cmd(out, "label-smoothing", "crops"), capture_output=True, text=True, timeout=900)
+    done = cli_in_process(_cmd(out, "label-smoothing", "crops")[3:], capsys)  # (a new process is not needed)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "done (" in done.stdout
     assert all(p.stat().st_mtime == t for p, t in mtimes.items())

@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import cli_in_process
 from inception_v3.cli import main
 from inception_v3.training.checkpoints import load_checkpoint
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.xdist_group("shards")  # its module fixture is built on
 
 CLASSES = ("boot", "coat", "dress")
 TINY = ["train", "--recipe", "fashion-mnist", "--width-multiplier", "0.0625", "--min-depth", "4", "--batch-size",
-        "8", "--workers", "0", "--amp", "none", "--no-channels-last", "--epochs", "2",
+        "8", "--workers", "0", "--amp", "none", "--epochs", "2",
         "--precise-bn-images", "16"]  # fmt: skip
 
 
@@ -61,7 +62,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 CLI = [sys.executable, "-m", "inception_v3.cli"]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}  # the threads of the in-process runs: the same sums
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}  # one thread, as cli_in_process
 WDS = ["--dataset", "wds", "--train-split", "train-{000000..000002}.tar", "--val-split", "val-000000.tar"]
 
 
@@ -104,8 +105,13 @@ def test_folder_shards_and_hf_dataset_train_to_the_same_weights(
     """The shard-fed run is also killed with SIGKILL after its second checkpoint and resumed; evaluate reads
     the three formats to the same numbers."""
     out = ["--out-dir", str(tmp_path)]
-    assert main([*TINY, "--dataset", "imagefolder", "--data-dir", str(data["folder"]), *out, "--name", "folder"]) == 0
-    assert main([*TINY, "--dataset", "hf", "--data-dir", str(data["hf"]), *out, "--name", "hf"]) == 0
+    for dataset, name in (("imagefolder", "folder"), ("hf", "hf")):  # one thread, as the shard-fed process
+        assert (
+            cli_in_process(
+                [*TINY, "--dataset", dataset, "--data-dir", str(data[name]), *out, "--name", name]
+            ).returncode
+            == 0
+        )
     shard_run = [*CLI, *TINY, *WDS, "--data-dir", str(data["shards"]), *out, "--name", "wds", "--checkpoint-every", "2"]
     proc = subprocess.Popen(shard_run, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = tmp_path / "wds" / "checkpoints"
@@ -114,7 +120,7 @@ def test_folder_shards_and_hf_dataset_train_to_the_same_weights(
         time.sleep(0.02)
     proc.kill(), proc.wait()
     assert 0 < max(int(p.stem.split("-")[1]) for p in ckpts.glob("step-*.pt")) < 12  # it died mid-run
-    resumed = subprocess.run([*shard_run, "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
+    resumed = cli_in_process([*shard_run[len(CLI) :], "--resume"], capsys)
     assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
     runs = {name: weights(tmp_path / name) for name in ("folder", "wds", "hf")}
     # evaluate reads the three formats too: the same images, the same numbers

@@ -10,7 +10,7 @@ from torchvision.io import write_png
 from inception_v3.cli import main
 
 FAST = ["train", "--recipe", "fashion-mnist", "--width-multiplier", "0.0625", "--min-depth", "4", "--workers", "0",
-        "--amp", "none", "--no-channels-last", "--batch-size", "8", "--epochs", "1", "--precise-bn-images", "16",
+        "--amp", "none", "--batch-size", "8", "--epochs", "1", "--precise-bn-images", "16",
         "--name", "run"]  # fmt: skip
 
 
