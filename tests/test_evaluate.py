@@ -1,5 +1,6 @@
 """Evaluation protocols, calibration, ensembles and prediction, on a tiny trained checkpoint."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import torch
 from PIL import Image
 
 from inception_v3.cli import main
-from inception_v3.data.crops import crop_views
+from inception_v3.data.crops import ViewSpec, crop_views
+from inception_v3.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from inception_v3.data.image_io import read_image
 from inception_v3.evaluation.metrics import (
     calibration_sums,
@@ -17,6 +19,7 @@ from inception_v3.evaluation.metrics import (
     classification_metrics,
     expected_calibration_error,
 )
+from inception_v3.evaluation.protocols import single_crop_inputs
 from inception_v3.training.loop import TrainResult
 
 pytestmark = pytest.mark.xdist_group("trained_run")  # the suite's one training run, trained once (conftest)
@@ -128,8 +131,19 @@ def test_evaluate_an_image_folder(checkpoint: Path, tmp_path: Path, capsys: pyte
     assert "Zebra" in capsys.readouterr().err
 
 
-def test_evaluate_fast_and_int8_modes_agree_with_fp32(checkpoint: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_evaluate_fast_and_int8_modes_agree_with_fp32(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inception_v3.evaluation.protocols as protocols
+    from inception_v3.deploy.int8 import quantize_int8
+
+    built = []  # the int8 model the command builds (with the real quantize_int8), checked below against fp32
+
+    def keep(model: torch.nn.Module, calibration: list[torch.Tensor]) -> torch.nn.Module:
+        built.append((copy.deepcopy(model), quantize_int8(model, calibration), calibration))
+        return built[-1][1]
+
+    monkeypatch.setattr(protocols, "quantize_int8", keep)
     base = ["evaluate", str(checkpoint), "--dataset", "fashion-mnist", "--json", "--central-fraction", "1.0",
             "--limit", "64"]  # fmt: skip
     results = {}
@@ -139,6 +153,15 @@ def test_evaluate_fast_and_int8_modes_agree_with_fp32(checkpoint: Path, tmp_path
         assert results[mode]["mode"] == mode and results[mode]["n"] == 64
     for mode in ("fast", "int8"):  # a tiny, barely trained model: allow a few flipped predictions
         assert abs(results[mode]["top1"] - results["fp32"]["top1"]) <= 0.1
+    # the int8 model itself, on 64 real test images: close to the fp32 model's outputs, its input settings kept
+    ((fp32, int8, calibration),) = built
+    assert sum(len(x) for x in calibration) == 256  # Fashion-MNIST training images
+    images = load_fashion_mnist(FASHION_MNIST_DIR, "test")[0][:64, None]
+    x = single_crop_inputs(fp32, list(images), ViewSpec(crop_fraction=1.0))
+    ref, out = fp32.eval()(x), int8(x)
+    assert out.shape == ref.shape and int8.config == fp32.config
+    assert torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0) > 0.95
+    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.8
     # int8 on a folder needs calibration images, and says so in one line
     (tmp_path / "val" / "Coat").mkdir(parents=True)
     Image.new("L", (28, 28)).save(tmp_path / "val" / "Coat" / "0.png")

@@ -1,4 +1,4 @@
-"""The fast inference path (BN folded, channels_last, bf16) and the int8 model against fp32."""
+"""The fast inference path (BN folded, channels_last, bf16) against fp32; the int8 model's input checks."""
 
 from pathlib import Path
 
@@ -54,13 +54,9 @@ def test_fast_path_refuses_bad_input_like_the_model(model: torch.nn.Module) -> N
         fast_inference(model, bf16=False)(torch.randn(1, 1, 79, 79))
 
 
-def test_int8_model_tracks_fp32(model: torch.nn.Module) -> None:
-    q = quantize_int8(model, [torch.randn(16, 3, 79, 79) for _ in range(2)])
-    x = torch.randn(64, 3, 79, 79)
-    ref, out = model(x), q(x)
-    assert out.shape == ref.shape and q.config == model.config
-    assert torch.nn.functional.cosine_similarity(out.flatten(), ref.flatten(), dim=0) > 0.95
-    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.8
+def test_int8_needs_calibration_batches(model: torch.nn.Module) -> None:
+    """(The int8 model against fp32, on real images: tests/test_evaluate.py, on the model `evaluate --mode
+    int8` builds, so the suite compiles one.)"""
     with pytest.raises(ValueError, match="calibration"):
         quantize_int8(model, [])
 
