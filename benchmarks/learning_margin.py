@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                     "fashion-mnist", **TEST_SETTINGS, amp=amp, seed=seed, out_dir=tmp, name=f"{amp}-{seed}"
                 )
                 with contextlib.redirect_stdout(io.StringIO()):
-                    result = train(cfg)
-                final = result.final
-                run: dict[str, object] = {
+                    trained = train(cfg)
+                final = trained.final
+                run: dict[str, Any] = {
                     "amp": amp,
                     "seed": seed,
                     "best_top1": best_top1(final),
@@ -83,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
                     "raw_loss": final["raw"]["loss"],
                 }
                 if amp == "none":  # the fine-tuning test starts from the fp32 run
-                    run["finetune"] = finetune_margin(str(result.run_dir / "best.pt"), seed, tmp)
+                    run["finetune"] = finetune_margin(str(trained.run_dir / "best.pt"), seed, tmp)
                 runs.append(run)
                 print(json.dumps(run), flush=True)
     worst = {
-        "best_top1": min(r["best_top1"] for r in runs),  # type: ignore[type-var]
-        "raw_loss": max(r["raw_loss"] for r in runs),  # type: ignore[type-var]
-        "finetune_gain": min(r["finetune"]["gain"] for r in runs if "finetune" in r),  # type: ignore[index]
+        "best_top1": min(r["best_top1"] for r in runs),
+        "raw_loss": max(r["raw_loss"] for r in runs),
+        "finetune_gain": min(r["finetune"]["gain"] for r in runs if "finetune" in r),
     }
     result = {
         "profile": "learning-margin",
@@ -125,7 +125,7 @@ def best_top1(final: dict[str, Any]) -> float:
 def finetune_margin(pretrained: str, seed: int, out_dir: str) -> dict[str, float]:
     """The fine-tuning test at `seed`: top-1 fine-tuned from `pretrained` and from scratch (two optimizers)."""
     base = {**FINETUNE_SETTINGS, "seed": seed, "out_dir": out_dir}
-    runs = {"tuned": {"init_from": pretrained}, "scratch": SCRATCH,
+    runs: dict[str, dict[str, Any]] = {"tuned": {"init_from": pretrained}, "scratch": SCRATCH,
             "scratch_rmsprop": {**SCRATCH, "optimizer": "rmsprop", "lr": 0.1}}  # fmt: skip
     top1 = {}
     for name, overrides in runs.items():

@@ -76,8 +76,10 @@ def wait_for(proc: subprocess.Popen, condition: object, timeout: float = 300, po
 
 def finish(out: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> subprocess.CompletedProcess:
     """The same command once more (with `extra` options after it), undisturbed (in this process: only the
-    runs that are killed need one of their own)."""
-    return cli_in_process([*RUN, "--out-dir", str(out), "--name", "run", *extra], capsys)
+    runs that are killed need one of their own), with ENV's progress line at every update."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("INCEPTION_V3_PROGRESS_INTERVAL", ENV["INCEPTION_V3_PROGRESS_INTERVAL"])
+        return cli_in_process([*RUN, "--out-dir", str(out), "--name", "run", *extra], capsys)
 
 
 def test_sigkill_during_a_step_a_checkpoint_write_and_an_evaluation(

@@ -16,17 +16,17 @@ from inception_v3.reproduction.experiments import EXPERIMENTS, run_config
 from inception_v3.reproduction.report import verdict
 
 
-def _cmd(out: Path, *experiments: str) -> list[str]:
-    return [sys.executable, "-m", "inception_v3.cli", "reproduce", *experiments, "--budget", "smoke", "--seeds", "1",
-            "--out-dir", str(out)]  # fmt: skip
+def _args(out: Path, *experiments: str) -> list[str]:
+    return ["reproduce", *experiments, "--budget", "smoke", "--seeds", "1", "--out-dir", str(out)]
 
 
 def test_reproduce_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "rp"
     records = out / "records" / "smoke"
     # Interrupt the grid once the first run is recorded and the second has a checkpoint.
-    proc = subprocess.Popen(_cmd(out, "label-smoothing"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+    cli = [sys.executable, "-m", "inception_v3.cli"]
+    proc = subprocess.Popen([*cli, *_args(out, "label-smoothing")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         started = [d for d in (out / "smoke").glob("*-seed0") if list(d.glob("checkpoints/step-*.pt"))]
@@ -40,7 +40,7 @@ def test_reproduce_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     assert first
     mtimes = {p: p.stat().st_mtime for p in first}
     # The rerun keeps finished runs and finishes the rest; crops reuse the eps 0.1 (= Inception-v3) run.
-    done = cli_in_process(_cmd(out, "label-smoothing", "crops")[3:], capsys)  # (a new process is not needed)
+    done = cli_in_process(_args(out, "label-smoothing", "crops"), capsys)  # (a new process is not needed)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "done (" in done.stdout
     assert all(p.stat().st_mtime == t for p, t in mtimes.items())

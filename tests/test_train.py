@@ -122,7 +122,12 @@ def test_non_finite_loss_stops_with_the_step_or_is_skipped(
 ) -> None:
     common = [*TINY, "--train-subset", "64", "--epochs", "1", "--lr", "1e30", "--clip-grad-norm", "1e30",
               "--out-dir", str(tmp_path)]  # fmt: skip
-    stopped = cli_in_process(["train", *common, "--name", "stop"], capsys)
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch warns once per process: an earlier test on this worker must not hide it
+    try:
+        stopped = cli_in_process(["train", *common, "--name", "stop"], capsys)
+    finally:
+        torch.set_warn_always(always)
     assert stopped.returncode == 2
     assert "at step" in stopped.stderr and "--on-nonfinite skip" in stopped.stderr
     assert "Traceback" not in stopped.stderr
