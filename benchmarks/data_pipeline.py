@@ -33,15 +33,20 @@ def make_jpegs(folder: Path, count: int, size: tuple[int, int] = (500, 375)) -> 
     return paths
 
 
+def torchvision_standard(size: int) -> Callable[[Image.Image], Any]:
+    """torchvision's usual ImageNet training transform (on a Pillow image), the baseline of both benchmarks."""
+    return transforms.Compose([
+        transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])  # fmt: skip
+
+
 def pipelines(size: int = 299) -> dict[str, Callable[[Path], Any]]:
     """name -> one image from file to a normalized tensor."""
     prep = Preprocessing(size=size)
     ours_train, ours_eval = train_transform(prep, 3), eval_transform(prep, 3)
     no_color = train_transform(Preprocessing(size=size, color_distortion=0.0), 3)
-    standard = transforms.Compose([
-        transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])  # fmt: skip
+    standard = torchvision_standard(size)
     return {
         "ours train (decode + Inception distortions)": lambda p: ours_train(read_image(p)),
         "ours train without color distortion (decode, crop, flip)": lambda p: no_color(read_image(p)),

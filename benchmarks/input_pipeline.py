@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import datasets, transforms
+from torchvision import datasets
 
 from inception_v3.data.datasets import ImageFolderDataset
 from inception_v3.data.hf_datasets import HfImages, load_split
@@ -33,6 +33,9 @@ from inception_v3.data.image_io import decode_image_bytes, image_tensor
 from inception_v3.data.shards import ShardDataset, shard_paths, write_shards
 from inception_v3.data.transforms import Preprocessing, train_transform
 from inception_v3.utils.io import atomic_write_text
+
+from .data_pipeline import torchvision_standard
+from .run import _cpu_name
 
 CLASSES = 4
 
@@ -83,11 +86,7 @@ def pipelines(data: dict[str, Any], size: int = 299) -> dict[str, Callable[[int]
         "WebDataset shards": shards.raw,
         "HF dataset": hf.raw,
     }
-    standard = transforms.Compose([
-        transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])  # fmt: skip
-    baseline = datasets.ImageFolder(str(data["folder"]), transform=standard)
+    baseline = datasets.ImageFolder(str(data["folder"]), transform=torchvision_standard(size))
     out: dict[str, Callable[[int], Any]] = {
         "torchvision ImageFolder + RandomResizedCrop, flip (Pillow)": lambda i: baseline[i],
     }
@@ -105,27 +104,23 @@ def pipelines(data: dict[str, Any], size: int = 299) -> dict[str, Callable[[int]
 
 def measure(funcs: dict[str, Callable[[int], Any]], count: int, rounds: int) -> dict[str, Any]:
     """Per pipeline: median images/s and CPU-seconds per image over interleaved rounds, one thread."""
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a DataLoader worker runs single-threaded
     rates: dict[str, list[float]] = {name: [] for name in funcs}
     cpu: dict[str, list[float]] = {name: [] for name in funcs}
-    for _ in range(rounds):
-        for name, fn in funcs.items():
-            torch.manual_seed(0)
-            wall, proc = time.perf_counter(), time.process_time()
-            for i in range(count):
-                fn(i)
-            rates[name].append(count / (time.perf_counter() - wall))
-            cpu[name].append((time.process_time() - proc) / count)
+    try:
+        for _ in range(rounds):
+            for name, fn in funcs.items():
+                torch.manual_seed(0)
+                wall, proc = time.perf_counter(), time.process_time()
+                for i in range(count):
+                    fn(i)
+                rates[name].append(count / (time.perf_counter() - wall))
+                cpu[name].append((time.process_time() - proc) / count)
+    finally:
+        torch.set_num_threads(threads)
     return {name: {"images_per_s": statistics.median(rates[name]), "cpu_s_per_image": statistics.median(cpu[name]),
                    "rounds_images_per_s": rates[name]} for name in funcs}  # fmt: skip
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
 
 
 def main() -> None:
@@ -146,7 +141,7 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "command": f"python -m benchmarks.input_pipeline --images {args.images} --rounds {args.rounds}",
               "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                          "cpu_model": _cpu_model(), "torch": torch.__version__},
+                          "cpu_model": _cpu_name(), "torch": torch.__version__},
               "images": args.images, "image": "500x375 JPEG, quality 90", "output": "3 x 299 x 299 float32",
               "threads": 1, "pipelines": rows}  # fmt: skip
     atomic_write_text(Path(args.out), json.dumps(result, indent=1))

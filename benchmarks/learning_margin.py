@@ -28,7 +28,7 @@ from inception_v3.utils.io import atomic_write_text
 
 from .run import _cpu_name
 
-TEST_SETTINGS = {
+TEST_SETTINGS = {  # tests/conftest.py trains its `trained_run` with these
     "width_multiplier": 0.0625,
     "min_depth": 4,
     "batch_size": 32,

@@ -38,14 +38,12 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The suite's one real training run (Fashion-MNIST classes 0-4, width 1/16, 120 steps of 32): the learning
     test checks that it learned, the evaluate and predict tests read its checkpoint, and the fine-tuning tests
     start from it on classes 5-9. Tests that use it share the xdist group `trained_run`, so it is trained once."""
+    from benchmarks.learning_margin import TEST_SETTINGS  # the settings whose margin the benchmark measures
     from inception_v3.training.loop import train
     from inception_v3.training.recipes import get_recipe
 
-    cfg = get_recipe("fashion-mnist", width_multiplier=0.0625, min_depth=4, batch_size=32, workers=0,
-                     classes="0,1,2,3,4", train_subset=960, val_subset=200, epochs=4.0, lr=0.1,
-                     lr_decay_epochs=1.0, precise_bn_images=256, out_dir=str(tmp_path_factory.mktemp("trained")),
-                     name="learn", amp="none")  # fmt: skip
-    return train(cfg)
+    out = str(tmp_path_factory.mktemp("trained"))
+    return train(get_recipe("fashion-mnist", **TEST_SETTINGS, amp="none", out_dir=out, name="learn"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,15 @@
 """Helpers shared by the tests."""
 
 import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
 from inception_v3.cli import main
+
+CLI = [sys.executable, "-m", "inception_v3.cli"]  # the command, in a process of its own
 
 
 @torch.no_grad()

@@ -99,8 +99,8 @@ def test_input_pipeline_benchmark_runs_every_format_and_decoder(tmp_path: Path) 
 
     data = input_pipeline.make_data(tmp_path, 8)
     funcs = input_pipeline.pipelines(data)
-    assert all(fn(3)[0].shape == (3, 299, 299) if isinstance(fn(3), tuple) else fn(3).shape == (3, 299, 299)
-               for fn in funcs.values())  # fmt: skip
+    outputs = [fn(3) for fn in funcs.values()]  # a tensor, or (tensor, label) from a dataset
+    assert all((out[0] if isinstance(out, tuple) else out).shape == (3, 299, 299) for out in outputs)
     rows = input_pipeline.measure(funcs, 8, 1)
     assert len(rows) == 11 and all(r["images_per_s"] > 0 and r["cpu_s_per_image"] > 0 for r in rows.values())
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "input-pipeline-cpu.json"

@@ -21,12 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import cli_in_process
+from helpers import CLI, cli_in_process
 from inception_v3.training.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.xdist_group("faults")  # its module fixture is built once
 
-CLI = [sys.executable, "-m", "inception_v3.cli"]
 # Width 1/8 (checkpoints of a few MB, so a write takes long enough to be hit), 3 epochs of 10 steps,
 # a checkpoint every 2 steps and a validation at every epoch end.
 RUN = ["train", "--recipe", "fashion-mnist", "--width-multiplier", "0.125", "--min-depth", "8", "--batch-size", "16",

@@ -55,8 +55,8 @@ def test_fast_path_refuses_bad_input_like_the_model(model: torch.nn.Module) -> N
 
 
 def test_int8_needs_calibration_batches(model: torch.nn.Module) -> None:
-    """(The int8 model against fp32: on real images in tests/test_evaluate.py, on the model `evaluate --mode
-    int8` builds; in RGB at 299x299 in tests/test_readme.py, on the README's model. Each compile takes ~20 s.)"""
+    """(The int8 model against fp32 is checked in tests/test_evaluate.py, on the model `evaluate --mode int8`
+    builds from the trained run, on real test images: one compile of ~20 s instead of two.)"""
     with pytest.raises(ValueError, match="calibration"):
         quantize_int8(model, [])
 

@@ -24,7 +24,7 @@ def check_fast_block(ns: dict) -> None:
         want = ns["model"](x)
     assert ns["logits"].shape == (2, 10) and ns["logits"].dtype == torch.float32
     assert torch.allclose(ns["fast"](x), want, atol=0.1 * want.abs().max().item())
-    got = ns["int8"](x)  # the RGB, 299x299 int8 model (tests/test_evaluate.py checks a gray 79x79 one on real images)
+    got = ns["int8"](x)  # the README's model as written (random weights): its int8 copy runs and stays close
     assert got.shape == (2, 10)
     assert torch.nn.functional.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.9
 

@@ -4,13 +4,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import cli_in_process
+from helpers import CLI, cli_in_process
 from inception_v3.cli import main
 from inception_v3.reproduction.experiments import EXPERIMENTS, run_config
 from inception_v3.reproduction.report import verdict
@@ -24,8 +23,7 @@ def test_reproduce_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     out = tmp_path / "rp"
     records = out / "records" / "smoke"
     # Interrupt the grid once the first run is recorded and the second has a checkpoint.
-    cli = [sys.executable, "-m", "inception_v3.cli"]
-    proc = subprocess.Popen([*cli, *_args(out, "label-smoothing")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([*CLI, *_args(out, "label-smoothing")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:

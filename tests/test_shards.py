@@ -8,7 +8,6 @@ import http.server
 import json
 import os
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -20,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import cli_in_process
+from helpers import CLI, cli_in_process
 from inception_v3.cli import main
 from inception_v3.training.checkpoints import load_checkpoint
 
@@ -61,7 +60,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "folder": root / "folder", "shards": root / "shards", "hf": root / "hf"}
 
 
-CLI = [sys.executable, "-m", "inception_v3.cli"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}  # one thread, as cli_in_process
 WDS = ["--dataset", "wds", "--train-split", "train-{000000..000002}.tar", "--val-split", "val-000000.tar"]
 
@@ -106,21 +104,17 @@ def test_folder_shards_and_hf_dataset_train_to_the_same_weights(
     the three formats to the same numbers."""
     out = ["--out-dir", str(tmp_path)]
     for dataset, name in (("imagefolder", "folder"), ("hf", "hf")):  # one thread, as the shard-fed process
-        assert (
-            cli_in_process(
-                [*TINY, "--dataset", dataset, "--data-dir", str(data[name]), *out, "--name", name]
-            ).returncode
-            == 0
-        )
-    shard_run = [*CLI, *TINY, *WDS, "--data-dir", str(data["shards"]), *out, "--name", "wds", "--checkpoint-every", "2"]
-    proc = subprocess.Popen(shard_run, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = cli_in_process([*TINY, "--dataset", dataset, "--data-dir", str(data[name]), *out, "--name", name])
+        assert done.returncode == 0
+    shard_args = [*TINY, *WDS, "--data-dir", str(data["shards"]), *out, "--name", "wds", "--checkpoint-every", "2"]
+    proc = subprocess.Popen([*CLI, *shard_args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = tmp_path / "wds" / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and len(list(ckpts.glob("step-*.pt"))) < 2:
         time.sleep(0.02)
     proc.kill(), proc.wait()
     assert 0 < max(int(p.stem.split("-")[1]) for p in ckpts.glob("step-*.pt")) < 12  # it died mid-run
-    resumed = cli_in_process([*shard_run[len(CLI) :], "--resume"], capsys)
+    resumed = cli_in_process([*shard_args, "--resume"], capsys)
     assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
     runs = {name: weights(tmp_path / name) for name in ("folder", "wds", "hf")}
     # evaluate reads the three formats too: the same images, the same numbers

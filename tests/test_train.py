@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import cli_in_process
+from helpers import CLI, cli_in_process
 from inception_v3.training.checkpoints import load_checkpoint
 from inception_v3.training.distributed import Dist
 from inception_v3.training.loop import (
@@ -30,7 +30,6 @@ from inception_v3.training.sampling import epoch_batches
 TINY = ["--recipe", "fashion-mnist", "--width-multiplier", "0.0625", "--min-depth", "4", "--batch-size", "16",
         "--workers", "0", "--amp", "none", "--val-subset", "64", "--precise-bn-images", "32",
         "--name", "run"]  # fmt: skip
-CLI = [sys.executable, "-m", "inception_v3.cli"]
 
 
 @pytest.mark.xdist_group("trained_run")

@@ -5,7 +5,6 @@ named columns (`image`, `label` by default); class names from the label column's
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import UserError, reason
+from ..utils.progress import on_terminal
 from .image_io import BadSample, decode_image_bytes
 
 
@@ -24,7 +24,7 @@ def load_split(spec: str, split: str, image_column: str, label_column: str) -> A
     except ImportError:
         raise UserError("--dataset hf needs the datasets library: pip install 'inception-v3[hf]'") from None
     path = Path(spec)
-    if not sys.stderr.isatty():  # the library's bars write carriage returns into logs
+    if not on_terminal():  # the library's bars write carriage returns into logs
         datasets.disable_progress_bars()
     try:
         if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):

@@ -63,8 +63,7 @@ def shard_paths(data_dir: str | None, pattern: str | None, option: str) -> list[
     if is_url(data_dir or "") or is_url(pattern):
         urls = [n if is_url(n) else f"{(data_dir or '').rstrip('/')}/{n}" for n in names]
         paths = [fetch_shard(u, f"{i + 1} of {len(urls)}") for i, u in enumerate(urls)]
-        name = _shard_name(urls[0])
-        head, _, tail = urls[0].rpartition(name)
+        head, _, tail = _around_name(urls[0])
         if not fetch_shard(f"{head}classes.txt{tail}", "", optional=True).is_file():
             print(f"note: no classes.txt beside {urls[0]}; the classes are named by their numbers", file=sys.stderr)
         return paths
@@ -82,10 +81,13 @@ def is_url(text: str) -> bool:
     return "://" in text or text.startswith("pipe:")
 
 
-def _shard_name(url: str) -> str:
-    """The file name in a URL or `pipe:` command: the last `NAME.tar` (or `classes.txt`), else the last part."""
+def _around_name(url: str) -> tuple[str, str, str]:
+    """(what comes before, the file name, what comes after) in a URL or `pipe:` command; the name is the last
+    `NAME.tar` (or `classes.txt`), else the last part."""
     found = re.findall(r"[^/\s'\"]+\.(?:tar|txt)(?=[\s'\"]|$)", url)
-    return found[-1] if found else url.rstrip("/").rpartition("/")[2]
+    name = found[-1] if found else url.rstrip("/").rpartition("/")[2]
+    head, _, tail = url.rpartition(name)
+    return head, name, tail
 
 
 def fetch_shard(url: str, which: str, optional: bool = False) -> Path:
@@ -93,8 +95,7 @@ def fetch_shard(url: str, which: str, optional: bool = False) -> Path:
     command of `pipe:`) into $INCEPTION_V3_CACHE/wds-shards/<hash of the URL around the name>/; reading by
     index needs random access, so remote shards are read from that copy. Replicas and workers on one machine
     fetch each shard once (a lock per file). `optional` (classes.txt): a failure returns the missing path."""
-    name = _shard_name(url)
-    head, _, tail = url.rpartition(name)
+    head, name, tail = _around_name(url)
     target = cache_root() / "wds-shards" / hashlib.sha256(f"{head}|{tail}".encode()).hexdigest()[:24] / name
     if target.is_file():
         return target

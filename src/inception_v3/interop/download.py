@@ -28,6 +28,7 @@ import torch
 
 from ..errors import UserError, reason
 from ..utils.io import refuse_if_tampered
+from ..utils.progress import on_terminal
 from .registry import WeightsSpec, hash_prefix
 
 MIRROR_ENV = "INCEPTION_V3_MIRROR"
@@ -105,7 +106,7 @@ def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) 
     try:
         try:
             torch.hub.download_url_to_file(
-                url, str(staging), hash_prefix=None, progress=progress and sys.stderr.isatty()
+                url, str(staging), hash_prefix=None, progress=progress and on_terminal()
             )  # a bar, not a log's lines
         except (URLError, HTTPException, OSError, ValueError) as exc:
             why = getattr(exc, "reason", None) or exc
@@ -129,7 +130,7 @@ def fetch_hub(repo: str, filename: str, sha256: str = "", progress: bool = True)
         downloaded = False
     except LocalEntryNotFoundError:
         url = f"{os.environ.get('HF_ENDPOINT', 'https://huggingface.co').rstrip('/')}/{repo}/resolve/main/{filename}"
-        if not (progress and sys.stderr.isatty()):  # the hub client's bars write carriage returns into logs
+        if not (progress and on_terminal()):  # the hub client's bars write carriage returns into logs
             disable_progress_bars()
         try:
             path = Path(hf_hub_download(repo, filename))

@@ -70,9 +70,10 @@ def load_torch_file(path: str | os.PathLike[str], map_location: str | torch.devi
     would run code on load (`pickles.code_globals`) is moved aside as evidence and raises TamperedFile."""
     path = Path(path)
     if not path.is_file():
-        if evidence(path):  # another replica of the same run moved it a moment ago
+        moved = evidence(path)
+        if moved:  # another replica of the same run moved it a moment ago
             raise TamperedFile(f"refusing {what} {path}: it would run code when loaded; kept as evidence at "
-                               f"{evidence(path)[-1]}")  # fmt: skip
+                               f"{moved[-1]}")  # fmt: skip
         raise UserError(f"{what} {path} does not exist")
     try:
         data = path.read_bytes()  # read once: the bytes loaded are the bytes scanned
@@ -108,9 +109,7 @@ def refuse_if_tampered(path: Path, what: str) -> None:
 
 def _tampered(path: Path, what: str, code: list[str]) -> str:
     """Move a file that would run code aside and say so, in one line."""
-    moved = quarantine(path)
-    if moved is None and evidence(path):  # another replica moved it first
-        moved = evidence(path)[-1]
+    moved = quarantine(path) or next(reversed(evidence(path)), None)  # (or another replica moved it first)
     kept = f"kept as evidence at {moved}" if moved else f"it could not be moved aside and stays at {path}, untouched"
     return (f"refusing {what} {path}: loading it would run {', '.join(code)}; nothing writes code into a {what} by "
             f"accident, so someone changed it; {kept}; nothing was loaded")  # fmt: skip

@@ -20,11 +20,15 @@ _WITH_TOTAL = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%), {rate_fmt}, ETA 
 _WITHOUT_TOTAL = "{desc}: {n_fmt}, {rate_fmt}, {elapsed} elapsed{postfix}"
 
 
+def on_terminal(stream: Any = None) -> bool:
+    """Whether `stream` (default: stderr, where progress goes) is a terminal, where a bar may redraw itself."""
+    isatty = getattr(stream or sys.stderr, "isatty", None)
+    return isatty is not None and bool(isatty())
+
+
 def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
     """`tqdm(*args, **kwargs)` on a terminal; `LogLines` when stderr (or `file`) is not one."""
-    stream = kwargs.get("file") or sys.stderr
-    isatty = getattr(stream, "isatty", None)
-    return tqdm(*args, **kwargs) if isatty is not None and isatty() else LogLines(*args, **kwargs)
+    return tqdm(*args, **kwargs) if on_terminal(kwargs.get("file")) else LogLines(*args, **kwargs)
 
 
 class LogLines(tqdm):
