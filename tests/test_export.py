@@ -90,8 +90,7 @@ def test_full_size_onnx_check_scales_with_the_outputs(tmp_path: Path, capsys: py
         want = model(x)
     got = torch.from_numpy(ort.InferenceSession(str(out)).run(None, {"images": x.numpy()})[0])
     assert want.abs().max() > 1.0  # realistic magnitudes
-    result = compare_outputs(want, got)
-    assert result["top1_agreement"] == 1.0
+    compare_outputs(want, got)  # raises unless within 1e-3 of the scale and the same classes where not tied
     # a genuinely wrong export is still refused: 1% off, or another class where PyTorch is not tied
     with pytest.raises(UserError, match="differs from PyTorch"):
         compare_outputs(want, got * 1.01)

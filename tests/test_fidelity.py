@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import realistic_bn
+from helpers import assert_close, num_threads, realistic_bn
 from inception_v3 import create_model
 from inception_v3.cli import main
 from inception_v3.evaluation.features import pooled_taps
@@ -70,8 +70,10 @@ def test_torch_fidelity_convention_equals_torch_fidelity(setup: dict[str, Path])
     for key in ("inception_score_mean", "inception_score_std", "frechet_inception_distance",
                 "kernel_inception_distance_mean", "kernel_inception_distance_std"):  # fmt: skip
         assert mine[key] == pytest.approx(theirs[key], rel=1e-3), key
-    assert (mine["precision"], mine["recall"], mine["f_score"]) == (theirs["precision"], theirs["recall"],
-                                                                    theirs["f_score"])  # fmt: skip
+    # precision and recall count samples inside k-NN radii: torch-fidelity's features come from another path
+    # (its own network in NCHW, batches of 36), so a distance that ties a radius may flip one sample of 72
+    for key in ("precision", "recall", "f_score"):
+        assert mine[key] == pytest.approx(theirs[key], abs=1 / N + 1e-9), key
     assert 0 < mine["precision"] < 1 or 0 < mine["recall"] < 1  # not a degenerate comparison
 
 
@@ -105,18 +107,24 @@ def test_inputs_zip_generator_tensors_and_the_cache(setup: dict[str, Path], tmp_
               "show_progress": False}  # fmt: skip
     folder = calculate_metrics(str(setup["small"]), **common)
     assert len(list(cache_dir().glob("*.npz"))) >= 1  # the folder's features were cached
-    assert calculate_metrics(str(setup["small"]), **common) == folder  # from the cache
+    assert calculate_metrics(str(setup["small"]), **common) == folder  # exact: a cache hit
     archive = tmp_path / "small.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for p in sorted(setup["small"].iterdir()):
             zf.write(p, f"imgs/{p.name}")
+    # exact: the same 12 images in one batch of 12 on the same thread count (the same computation)
     assert calculate_metrics(str(archive), **common, cache=False) == folder
-    # the same pixels from Python: a uint8 tensor, and a generator called for batches
+    # the same pixels from Python: a uint8 tensor (exact: one batch of 12 again), and a generator called for
+    # batches of odd sizes on another thread count: another path through the kernels, so within a tolerance
     source = open_source(str(setup["small"]))
     pixels = torch.stack([torch.from_numpy(source.read(i)).permute(2, 0, 1) for i in range(source.count)])
     assert calculate_metrics(pixels, **common) == folder
-    drawn = iter(pixels.split(5))
-    assert calculate_metrics(lambda n: next(drawn)[:n], num_samples=12, batch_size=5, **common) == folder
+    for batch, threads in ((3, 1), (5, 2), (7, 1)):
+        drawn = iter(pixels.split(batch))
+        with num_threads(threads):
+            drawn_metrics = calculate_metrics(lambda n, d=drawn: next(d)[:n], num_samples=12, batch_size=batch,
+                                              **common)  # fmt: skip
+        assert_close(drawn_metrics, folder)
     fm = open_source("fashion-mnist:test")  # Fashion-MNIST by name as a reference set
     assert fm.count == 10000 and fm.read(0).shape == (28, 28, 3)
 
