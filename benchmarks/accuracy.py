@@ -10,9 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from inception_v3.data.crops import ViewSpec
+from inception_v3.data.crops import ViewSpec, single_crop_transform
 from inception_v3.data.fashion_mnist import load_fashion_mnist
-from inception_v3.evaluation.protocols import single_crop_inputs
 from inception_v3.inference import fast_inference, quantize_int8
 from inception_v3.models.inception import Inception3
 
@@ -23,7 +22,9 @@ def fashion_mnist_batches(model: Inception3, data_dir: str, split: str, count: i
                           batch: int = 32) -> list[tuple[Tensor, Tensor]]:  # fmt: skip
     """The first `count` images of `split` as `inception-v3 evaluate` feeds them (single crop), in batches."""
     images, labels = load_fashion_mnist(data_dir, split)
-    x = single_crop_inputs(model, [im[None] for im in images[:count]], ViewSpec(crop_fraction=central_fraction))
+    c = model.config
+    crop = single_crop_transform(c.receptive_field, ViewSpec(crop_fraction=central_fraction), c.in_chans, c.mean, c.std)
+    x = torch.stack([crop(im[None]) for im in images[:count]])
     return list(zip(x.split(batch), labels[:count].long().split(batch), strict=True))
 
 

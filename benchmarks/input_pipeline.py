@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,10 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from inception_v3.data.datasets import ImageFolderDataset
-from inception_v3.data.hf_datasets import HfImages, load_split
-from inception_v3.data.image_io import decode_image_bytes, image_tensor
-from inception_v3.data.shards import ShardDataset, shard_paths, write_shards
+from inception_v3.data.formats import open_source
+from inception_v3.data.image_io import Encoded, decode_image_bytes, image_tensor
+from inception_v3.data.shard_writer import write_shards
+from inception_v3.data.sources import ImageSource, SourceDataset
 from inception_v3.data.transforms import Preprocessing, train_transform
 from inception_v3.utils.io import atomic_write_text
 
@@ -78,14 +79,11 @@ def pipelines(data: dict[str, Any], size: int = 299) -> dict[str, Callable[[int]
     """name -> sample i from stored bytes to a normalized training tensor."""
     crop = train_transform(Preprocessing(size=size, color_distortion=0.0), 3)  # crop, resize, flip, normalize
     full = train_transform(Preprocessing(size=size), 3)  # + the paper's colour distortion
-    folder = ImageFolderDataset(str(data["folder"]), crop)
-    shards = ShardDataset(shard_paths(str(data["shards"]), "train-000000.tar", "--train-split"), crop)
-    hf = HfImages(load_split(str(data["hf"]), "train", "image", "label"), "hf", "image", "label", crop)
-    raws: dict[str, Callable[[int], bytes]] = {
-        "image folder": lambda i: Path(folder.samples[i][0]).read_bytes(),
-        "WebDataset shards": shards.raw,
-        "HF dataset": hf.raw,
-    }
+    sources = {"image folder": open_source(str(data["folder"])),
+               "WebDataset shards": open_source(f"wds:{data['shards']}/train-000000.tar"),
+               "HF dataset": open_source(f"hf:{data['hf']}:train")}  # fmt: skip
+    folder, shards, hf = (SourceDataset(s, crop) for s in sources.values())
+    raws = {name: partial(_raw, source) for name, source in sources.items()}
     baseline = datasets.ImageFolder(str(data["folder"]), transform=torchvision_standard(size))
     out: dict[str, Callable[[int], Any]] = {
         "torchvision ImageFolder + RandomResizedCrop, flip (Pillow)": lambda i: baseline[i],
@@ -100,6 +98,12 @@ def pipelines(data: dict[str, Any], size: int = 299) -> dict[str, Callable[[int]
     out["WebDataset shards, dataset[i] as training reads it"] = lambda i: shards[i]
     out["HF dataset, dataset[i] as training reads it"] = lambda i: hf[i]
     return out
+
+
+def _raw(source: ImageSource, i: int) -> bytes:
+    item = source.stored(i)
+    assert isinstance(item, Encoded)
+    return item.data
 
 
 def measure(funcs: dict[str, Callable[[int], Any]], count: int, rounds: int) -> dict[str, Any]:

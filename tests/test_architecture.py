@@ -15,8 +15,9 @@ ALLOWED = {
     "interop": {"errors", "utils", "models"},
     "deploy": {"errors", "utils", "models"},
     "evaluation": {"errors", "utils", "models", "data", "interop", "deploy"},
+    "scoring": {"errors", "utils", "models", "data", "interop", "deploy", "evaluation"},
     "training": {"errors", "utils", "models", "data", "interop", "evaluation"},
-    "reproduction": {"errors", "utils", "models", "training", "evaluation"},
+    "reproduction": {"errors", "utils", "models", "data", "training", "evaluation"},
 }
 TOP = {"cli", "api", "weights", "inference", "__init__"}  # the public surface may import anything
 

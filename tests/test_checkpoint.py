@@ -230,7 +230,7 @@ def test_code_is_found_however_the_pickle_hides_it(tmp_path: Path) -> None:
 
 def test_a_tampered_cached_download_is_kept_not_downloaded_over(tmp_path: Path) -> None:
     from inception_v3.errors import TamperedFile
-    from inception_v3.interop.download import cache_path, fetch_url
+    from inception_v3.utils.download import cache_path, fetch_url
 
     url = "http://127.0.0.1:9/weights/model-0123abcd.pth"
     cached = cache_path(url)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inception_v3.data.datasets import build_datasets
+from inception_v3.data.datasets import build_datasets, split_sources
 from inception_v3.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from inception_v3.data.transforms import CentralCrop, Preprocessing, eval_transform, train_transform
 from inception_v3.errors import UserError
@@ -24,7 +24,7 @@ def test_fashion_mnist_from_the_debian_files() -> None:
 @pytest.mark.parametrize(("channels", "mean"), [(1, (0.5,)), (3, (0.5, 0.5, 0.5))])
 def test_gray_images_as_one_channel_or_replicated(channels: int, mean: tuple[float, ...]) -> None:
     p = Preprocessing(size=79, mean=mean, std=mean)
-    splits = build_datasets("fashion-mnist", None, p, channels, train_subset=4, val_subset=4)
+    splits = build_datasets(*split_sources("fashion-mnist", None), p, channels, train_subset=4, val_subset=4)
     x, _ = splits.train[0]
     assert x.shape == (channels, 79, 79) and x.dtype == torch.float32
     assert x.min() >= -1.0 and x.max() <= 1.0  # scaled to [-1, 1]
@@ -46,7 +46,7 @@ def test_central_crop_keeps_the_middle_fraction() -> None:
 
 def test_augmentation_depends_only_on_seed_and_key() -> None:
     p = Preprocessing(size=79, mean=(0.5,), std=(0.5,))
-    train = build_datasets("fashion-mnist", None, p, 1, train_subset=8, val_subset=4).train
+    train = build_datasets(*split_sources("fashion-mnist", None), p, 1, train_subset=8, val_subset=4).train
     a, b = SeededSamples(train, seed=1), SeededSamples(train, seed=1)
     torch.manual_seed(123)
     first = a[8 + 3][0]  # epoch 1, image 3

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from inception_v3.cli import main
-from inception_v3.data.crops import ViewSpec, crop_views
+from inception_v3.data.crops import ViewSpec, crop_views, single_crop_transform
 from inception_v3.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from inception_v3.data.image_io import read_image
 from inception_v3.evaluation.metrics import (
@@ -18,7 +18,6 @@ from inception_v3.evaluation.metrics import (
     classification_metrics,
     expected_calibration_error,
 )
-from inception_v3.evaluation.protocols import single_crop_inputs
 from inception_v3.training.loop import TrainResult
 
 pytestmark = pytest.mark.xdist_group("trained_run")  # the suite's one training run, trained once (conftest)
@@ -100,7 +99,7 @@ def test_predict_any_image_pillow_opens(checkpoint: Path, tmp_path: Path, capsys
     assert main(["predict", str(checkpoint), str(tmp_path / "gray.png"), "--json", "--top-k", "5"]) == 0
     full = json.loads(capsys.readouterr().out)[0]["top"]
     assert sum(t["probability"] for t in full) == pytest.approx(1.0, abs=1e-5)
-    from inception_v3.evaluation.protocols import load_members, predict_probs
+    from inception_v3.evaluation.members import load_members, predict_probs
 
     members, classes = load_members([str(checkpoint)])
     want = predict_probs(members, [read_image(tmp_path / "gray.png")], "single")[0]
@@ -133,7 +132,7 @@ def test_evaluate_an_image_folder(checkpoint: Path, tmp_path: Path, capsys: pyte
 def test_evaluate_fast_and_int8_modes_agree_with_fp32(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import inception_v3.evaluation.protocols as protocols
+    import inception_v3.evaluation.evaluate as evaluate
     from inception_v3.deploy.int8 import quantize_int8
 
     built = []  # the int8 model the command builds (with the real quantize_int8), checked below against fp32
@@ -142,7 +141,7 @@ def test_evaluate_fast_and_int8_modes_agree_with_fp32(
         built.append((model, quantize_int8(model, calibration), calibration))  # (it quantizes a copy)
         return built[-1][1]
 
-    monkeypatch.setattr(protocols, "quantize_int8", keep)
+    monkeypatch.setattr(evaluate, "quantize_int8", keep)
     base = ["evaluate", str(checkpoint), "--dataset", "fashion-mnist", "--json", "--central-fraction", "1.0",
             "--limit", "64"]  # fmt: skip
     results = {}
@@ -157,7 +156,9 @@ def test_evaluate_fast_and_int8_modes_agree_with_fp32(
     ((fp32, int8, calibration),) = built
     assert sum(len(x) for x in calibration) == 256  # Fashion-MNIST training images
     images, labels = load_fashion_mnist(FASHION_MNIST_DIR, "test")
-    x = single_crop_inputs(fp32, list(images[labels < 5][:64, None]), ViewSpec(crop_fraction=1.0))
+    cfg = fp32.config
+    crop = single_crop_transform(cfg.receptive_field, ViewSpec(crop_fraction=1.0), cfg.in_chans, cfg.mean, cfg.std)
+    x = torch.stack([crop(im[None]) for im in images[labels < 5][:64]])
     with torch.no_grad():
         ref, out = fp32.eval()(x), int8(x)
     assert out.shape == ref.shape and int8.config == fp32.config

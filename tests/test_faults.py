@@ -213,5 +213,5 @@ def test_torchrun_restarts_after_a_worker_is_killed(tmp_path: Path) -> None:
     assert agent.returncode == 0, err[-3000:]
     # one restart, continued from a checkpoint (no attempt lost to a stale rendezvous: a restarted replica
     # once read the killed one's address from torchrun's store and failed to connect)
-    assert out.count("resuming") == 1 and "Connection refused" not in err, err[-3000:]
+    assert err.count("resuming") == 1 and "Connection refused" not in err, err[-3000:]
     assert_identical(tmp_path / "clean", tmp_path / "restarted")

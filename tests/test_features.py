@@ -15,8 +15,8 @@ from inception_v3 import create_model
 from inception_v3.cli import main
 from inception_v3.data.crops import ViewSpec
 from inception_v3.data.image_io import read_image
-from inception_v3.evaluation.features import pooled_taps
-from inception_v3.evaluation.protocols import single_crop_inputs
+from inception_v3.data.crops import single_crop_transform
+from inception_v3.models.inception import pooled_taps
 from inception_v3.weights import save_pretrained
 
 
@@ -52,7 +52,8 @@ def test_npz_with_names_taps_and_the_weights_preprocessing(setup: dict[str, Path
 
     model = from_pretrained(setup["weights"]).eval()
     view = ViewSpec("shorter", 0.9, "bicubic")
-    x = single_crop_inputs(model, [read_image(f) for f in files], view)
+    transform = single_crop_transform(79, view, 3, model.config.mean, model.config.std)
+    x = torch.stack([transform(read_image(f)) for f in files])
     with torch.no_grad(), num_threads(2):  # batches of 3 and 2 on one thread there, one of 5 on two here
         want = model.forward_head(model.forward_features(x), pre_logits=True)
         assert torch.allclose(features, want, rtol=1e-4, atol=1e-4)  # another path: within a tolerance

@@ -14,10 +14,11 @@ from PIL import Image
 from helpers import assert_close, num_threads, realistic_bn
 from inception_v3 import create_model
 from inception_v3.cli import main
-from inception_v3.evaluation.features import pooled_taps
-from inception_v3.evaluation.fid import save_stats
-from inception_v3.evaluation.fidelity import cache_dir, calculate_metrics
-from inception_v3.evaluation.image_sources import open_source
+from inception_v3.data.formats import open_source
+from inception_v3.data.image_io import decode_rgb
+from inception_v3.evaluation.extraction import cache_dir
+from inception_v3.models.inception import pooled_taps
+from inception_v3.scoring import calculate_metrics, save_stats
 
 pytestmark = pytest.mark.xdist_group("fidelity")  # its module fixture is built once
 
@@ -117,7 +118,7 @@ def test_inputs_zip_generator_tensors_and_the_cache(setup: dict[str, Path], tmp_
     # the same pixels from Python: a uint8 tensor (exact: one batch of 12 again), and a generator called for
     # batches of odd sizes on another thread count: another path through the kernels, so within a tolerance
     source = open_source(str(setup["small"]))
-    pixels = torch.stack([torch.from_numpy(source.read(i)).permute(2, 0, 1) for i in range(source.count)])
+    pixels = torch.stack([torch.from_numpy(decode_rgb(source.stored(i))).permute(2, 0, 1) for i in range(len(source))])
     assert calculate_metrics(pixels, **common) == folder
     for batch, threads in ((3, 1), (5, 2), (7, 1)):
         drawn = iter(pixels.split(batch))
@@ -126,7 +127,7 @@ def test_inputs_zip_generator_tensors_and_the_cache(setup: dict[str, Path], tmp_
                                               **common)  # fmt: skip
         assert_close(drawn_metrics, folder)
     fm = open_source("fashion-mnist:test")  # Fashion-MNIST by name as a reference set
-    assert fm.count == 10000 and fm.read(0).shape == (28, 28, 3)
+    assert len(fm) == 10000 and decode_rgb(fm.stored(0)).shape == (28, 28, 3)
 
 
 def test_bad_inputs_one_line_each(setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -40,7 +40,7 @@ def test_reproduce_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     # The rerun keeps finished runs and finishes the rest; crops reuse the eps 0.1 (= Inception-v3) run.
     done = cli_in_process(_args(out, "label-smoothing", "crops"), capsys)  # (a new process is not needed)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "done (" in done.stdout
+    assert "done (" in done.stderr and "report: " in done.stdout  # the log on stderr, the result on stdout
     assert all(p.stat().st_mtime == t for p, t in mtimes.items())
     kinds = [json.loads(p.read_text())["kind"] for p in records.glob("*.json")]
     assert kinds.count("train") == 3 and kinds.count("crops") == 4  # single, 10, 144, ensemble of one

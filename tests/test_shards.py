@@ -115,7 +115,7 @@ def test_folder_shards_and_hf_dataset_train_to_the_same_weights(
     proc.kill(), proc.wait()
     assert 0 < max(int(p.stem.split("-")[1]) for p in ckpts.glob("step-*.pt")) < 12  # it died mid-run
     resumed = cli_in_process([*shard_args, "--resume"], capsys)
-    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr[-2000:]
+    assert resumed.returncode == 0 and "resuming" in resumed.stderr, resumed.stderr[-2000:]
     runs = {name: weights(tmp_path / name) for name in ("folder", "wds", "hf")}
     # evaluate reads the three formats too: the same images, the same numbers
     best = str(tmp_path / "folder" / "best.pt")
@@ -136,8 +136,8 @@ def test_folder_shards_and_hf_dataset_train_to_the_same_weights(
         out_file = tmp_path / f"features-{len(feats)}.npz"
         assert main(["features", *args, "--weights", best, "--output", str(out_file), "--device", "cpu"]) == 0
         feats.append(np.load(out_file))
-    assert feats[0]["features"].shape[0] == 12 and "labels" not in feats[0]
-    for f in feats[1:]:
+    assert feats[0]["features"].shape[0] == 12  # a folder of class folders is labeled too
+    for f in feats:
         assert (
             np.array_equal(f["features"], feats[0]["features"]) and f["labels"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
         )
@@ -218,7 +218,7 @@ def test_bad_shards_and_datasets_one_line_each(data: dict[str, Path], tmp_path: 
         ([*shards, "--train-split", "other-{000000..000001}.tar"], "matches no shard"),
         ([*shards, "--train-split", "cut-000000.tar"], "is truncated or not a tar file"),
         ([*shards, "--train-split", "nolabel-000000.tar"], "has no label"),
-        (["--dataset", "wds", "--data-dir", str(bad)], "needs --train-split"),
+        (["--dataset", "wds", "--data-dir", str(bad)], "name them with --train-split and --val-split"),
         (["--dataset", "hf", "--data-dir", str(data["hf"]), "--label-column", "y"], "has no column 'y'"),
         (["--dataset", "hf", "--data-dir", str(data["hf"]), "--val-split", "test"], "has no split 'test'"),
         (["--dataset", "hf", "--data-dir", str(tmp_path / "nowhere-dataset")], "cannot load the dataset"),
@@ -238,7 +238,7 @@ def test_fidelity_reads_shards_and_hf_datasets(data: dict[str, Path], tmp_path: 
     """The scores of the same images as a folder, as shards and as an HF dataset split are equal."""
     from helpers import realistic_bn
     from inception_v3 import create_model
-    from inception_v3.evaluation.fidelity import calculate_metrics
+    from inception_v3.scoring import calculate_metrics
 
     torch.manual_seed(0)
     net = realistic_bn(create_model("inception_v3_fid"), 299)

@@ -108,7 +108,7 @@ def test_sigterm_checkpoints_and_resume_finishes(tmp_path: Path, capsys: pytest.
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
-    assert "stopped by signal" in out and "--resume" in out and "Traceback" not in err
+    assert "stopped by signal" in err and "--resume" in err and "Traceback" not in err
     stopped_at = max(int(p.stem.split("-")[1]) for p in ckpts.glob("step-*.pt"))
     assert stopped_at < 20 and not (tmp_path / "run" / "final.json").exists()
     resumed = cli_in_process(["train", *common, "--resume"], capsys)

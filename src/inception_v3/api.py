@@ -1,7 +1,7 @@
-"""The model builders users call: a preset, optionally with weights by name, URL or path.
-
-`inception_v3(weights="IMAGENET1K_V1")`, `create_model("inception_v3", weights="timm/inception_v3.tf_in1k")`,
-`create_model("inception_v3_79", num_classes=10)`. The builders without weights live in `models`.
+"""The model builders users call, as timm's and torchvision's: a preset, optionally with weights by name, URL
+or path. `inception_v3(weights="IMAGENET1K_V1")`, `create_model("inception_v3", weights="tf_in1k")`,
+`create_model("inception_v3_79", num_classes=10)`. `load_pretrained` also returns what was loaded;
+`from_pretrained(weights)` is an alias of `create_model(weights=weights)`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import os
 from typing import Any
 
 from .interop.pretrained import load_pretrained
-from .models.inception import Inception3
-from .models.inception import create_model as build
+from .models.inception import Inception3, build_preset
 
 
 def create_model(preset: str = "inception_v3", weights: str | os.PathLike[str] | None = None,
@@ -19,7 +18,7 @@ def create_model(preset: str = "inception_v3", weights: str | os.PathLike[str] |
     """A preset (`inception-v3 models`) with config overrides; with `weights`, those weights loaded
     strictly (`num_classes` then replaces both classifiers)."""
     if weights is None:
-        return build(preset, **overrides)
+        return build_preset(preset, **overrides)
     return load_pretrained(weights, preset=preset, **overrides)[0]
 
 

@@ -1,15 +1,22 @@
-"""The `inception-v3` command line: one subcommand per job, one clear line for bad input."""
+"""The `inception-v3` command line: one subcommand per job, each a library function with typed arguments whose
+result this module formats; one clear line for bad input.
+
+The library names its Python arguments in messages (`skip_bad_images=True`, `kid_subset_size`); `as_flags`
+turns them into the running command's options (--skip-bad-images, --kid-subset-size). Library log lines
+(`logging`, under `inception_v3`) are shown on stderr the same way; results go to stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import logging
+import re
 import sys
 import typing
 import warnings
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import UserError
@@ -18,22 +25,14 @@ from .models.config import PRESETS
 WEIGHTS_HELP = (
     "a name (`inception-v3 weights`), an http(s) URL, a checkpoint, a weights file or a save_pretrained folder"
 )
+SOURCE_HELP = "a folder, .zip, .npz sample batch, wds:DIR/PATTERN, hf:NAME[:SPLIT] or fashion-mnist:[DIR:]SPLIT"
 
 
+# ----------------------------------------------------------------------------- the commands
 def _cmd_models(args: argparse.Namespace) -> None:
-    from .models.inception import Inception3
+    from .models.accounting import preset_table
 
-    rows = []
-    for preset in PRESETS.values():
-        model = Inception3(preset.config)
-        rows.append({
-            "name": preset.name,
-            "description": preset.description,
-            "params": sum(p.numel() for p in model.parameters()),
-            "input": preset.config.receptive_field,
-            "min_input": model.min_size,
-            "config": preset.config.to_dict(),
-        })  # fmt: skip
+    rows = preset_table()
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -44,20 +43,14 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 def _cmd_summary(args: argparse.Namespace) -> None:
     from .models.accounting import format_summary, summarize
-    from .models.inception import create_model
+    from .models.inception import build_preset
 
-    overrides: dict[str, Any] = {}
-    if args.num_classes is not None:
-        overrides["num_classes"] = args.num_classes
-    if args.width_multiplier is not None:
-        overrides["width_multiplier"] = args.width_multiplier
-    model = create_model(args.preset, **overrides)
+    overrides = {k: getattr(args, k) for k in ("num_classes", "width_multiplier") if getattr(args, k) is not None}
+    model = build_preset(args.preset, **overrides)
     resolution = args.resolution or model.config.receptive_field
     if resolution < model.min_size:
-        raise UserError(
-            f"resolution {resolution} is below this model's minimum input {model.min_size}; "
-            f"pass --resolution {model.min_size} or more"
-        )
+        raise UserError(f"resolution {resolution} is below this model's minimum input {model.min_size}; pass "
+                        f"`resolution={model.min_size}` or more")  # fmt: skip
     summary = summarize(model, resolution)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
 
@@ -75,72 +68,50 @@ def _cmd_recipes(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from .training.loop import train
-    from .training.recipes import get_recipe
+    from .training.recipes import resume_config
     from .training.settings import TrainConfig
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    cfg = get_recipe(args.recipe, **overrides)
-    if args.resume != "no":  # continue with the run's own settings; options given now still win
-        saved = _saved_train_config(Path(cfg.out_dir) / cfg.name / "config.json", fields)
-        if saved:
-            cfg = TrainConfig(**{**saved, **overrides})
-    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    result = train(resume_config(args.recipe, args.resume, **overrides), args.resume, args.overwrite)
     if not result.finished:
         raise SystemExit(130)
+    ema, raw = result.final["ema"]["top1"], result.final["raw"]["top1"]
+    print(f"done: top-1 {ema:.4f} (averaged weights), {raw:.4f} (raw); report in {result.run_dir / 'report.md'}")
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:
-    from .reproduction.report import write_report
     from .reproduction.runner import reproduce
 
-    out_dir = Path(args.out_dir)
-    records = Path(args.records) if args.records else out_dir / "records"
-    report = Path(args.report) if args.report else out_dir / "reproduction.md"
-    if args.report_only:
-        if not records.is_dir():
-            raise UserError(f"no run records in {records}; run `inception-v3 reproduce EXPERIMENT` first")
-        write_report(records, report)
-        print(f"report: {report}")
-        return
-    if not args.experiments:
-        raise UserError("name at least one experiment: table2, table3, factorization, aux, label-smoothing, crops")
     data = {k: getattr(args, k) for k in ("dataset", "data_dir", "train_split", "val_split", "image_column",
                                           "label_column")}  # fmt: skip
-    if not reproduce(args.experiments, args.budget, args.seeds, out_dir, records, report, data):
+    report = reproduce(args.experiments, args.budget, args.seeds, args.out_dir, args.records, args.report, data,
+                       args.report_only)  # fmt: skip
+    if report is None:
         raise SystemExit(130)
+    print(f"report: {report}")
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
-    from .interop.pretrained import load_pretrained, save_pretrained
+    from .interop.pretrained import convert
 
-    dst = Path(args.dst)
-    if dst.exists() and any(dst.iterdir()) and not args.overwrite:
-        raise UserError(f"{dst} is not empty; choose another folder or pass --overwrite")
-    overrides = {"num_classes": args.num_classes} if args.num_classes is not None else {}
-    model, report = load_pretrained(args.src, preset=args.preset, **overrides)
-    save_pretrained(model, dst, classes=report.classes, preprocessing=report.preprocessing)
-    print(f"{args.src} -> {dst}: {report.summary()}")
+    report = convert(args.src, args.dst, args.preset, args.num_classes, args.overwrite)
+    print(f"{args.src} -> {args.dst}: {report.summary()}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluation.protocols import format_result, run_evaluation
+    from .evaluation.evaluate import format_result, run_evaluation
 
-    result = run_evaluation(args.checkpoints, args.dataset, args.data, args.crops, args.out, args.limit,
-                            show_progress=not args.json, central_fraction=args.central_fraction, mode=args.mode,
-                            calibration=args.calibration, device=args.device, split=args.split,
-                            columns=(args.image_column, args.label_column))  # fmt: skip
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_result(result))
+    result = run_evaluation(args.weights, _data(args), args.crops, args.out, args.limit, args.central_fraction,
+                            args.mode, args.calibration, args.device, args.workers, not args.json,
+                            _columns(args))  # fmt: skip
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .evaluation.predict import predict
 
-    results, loaded = predict([args.checkpoint], args.images, args.top_k, args.crops, args.central_fraction,
-                              args.device)  # fmt: skip
+    results, loaded = predict([args.weights], _images(args), args.top_k, args.crops, args.central_fraction,
+                              args.device, columns=_columns(args))  # fmt: skip
     _say_loaded(loaded)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -149,16 +120,31 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         print(r["image"] + ": " + ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"]))
 
 
+def _cmd_features(args: argparse.Namespace) -> None:
+    from .evaluation.features import check_output, extract_features, write_features
+
+    taps = _int_list(args.taps, "--taps") if args.taps else []
+    check_output(args.output, args.overwrite)
+    feats = extract_features(args.weights, _images(args), taps, args.batch_size, args.central_fraction, args.device,
+                             args.workers, not args.json, _columns(args))  # fmt: skip
+    out = write_features(feats, args.output, args.overwrite)
+    info = {"output": str(out), "images": len(feats.names), "weights": feats.weights,
+            "arrays": {k: list(v.shape) for k, v in feats.arrays.items()}}  # fmt: skip
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    _say_loaded([feats.weights])
+    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in info["arrays"].items())
+    print(f"wrote {out}: {info['images']} images; {shapes}")
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from .deploy.export import export_model
     from .interop.pretrained import load_pretrained
 
-    output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise UserError(f"{output} exists; choose another path or pass --overwrite")
-    model, report = load_pretrained(args.checkpoint)
-    _say_loaded([f"{args.checkpoint}: {report.summary()}"])
-    info = export_model(model, args.format, output, features=args.features)
+    model, report = load_pretrained(args.weights)
+    _say_loaded([f"{args.weights}: {report.summary()}"])
+    info = export_model(model, args.format, args.output, args.features, args.overwrite)
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -170,57 +156,37 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(line)
 
 
-def _cmd_fid(args: argparse.Namespace) -> None:
-    from .evaluation.fid import load_fid_network, read_stats, save_stats, stats_for
-    from .evaluation.image_sources import is_indexed
-    from .evaluation.scores import frechet_distance
-    from .utils.devices import resolve_device
+def _cmd_fidelity(args: argparse.Namespace) -> None:
+    from .scoring.calculate import format_table, score
 
-    if args.save_stats and Path(args.save_stats).exists():
-        raise UserError(f"{args.save_stats} exists; choose another path")
-    if args.b is None and not args.save_stats:
-        raise UserError("give two sources (folders or .npz), or one with --save-stats")
-    sources = [s for s in (args.a, args.b) if s is not None]
-    saved = {s: read_stats(s, "pytorch-fid", args.dims) for s in sources if s.endswith(".npz")}  # checked first
-    folders = [s for s in sources if s not in saved]
-    for src in folders:
-        if not (is_indexed(src) or Path(src).is_dir()):
-            raise UserError(f"{src} is neither a folder of images, wds:DIR/PATTERN, hf:NAME[:SPLIT] nor a .npz "
-                            f"statistics file")  # fmt: skip
-    if folders:  # images need the network
-        device = resolve_device(args.device)
-        model, report = load_fid_network(args.weights)
-        model = model.to(device)
-        _say_loaded([f"{args.weights}: {report.summary()}"])
-        saved.update({s: stats_for(s, model, args.batch_size, args.dims) for s in folders})
-    mu1, s1 = saved[args.a]
-    if args.save_stats:
-        save_stats(mu1, s1, args.save_stats)
+    settings = _settings(args)
+    result = score(args.input1, args.input2, settings, show_progress=not args.json)
+    if settings.save_stats:
+        print(f"statistics of {args.input1} saved to {settings.save_stats}", file=sys.stderr)
+    if result:
+        print(json.dumps(result, indent=2) if args.json else format_table(result, settings.convention))
+
+
+def _cmd_fid(args: argparse.Namespace) -> None:
+    """pytorch-fid's command: `fidelity --fid --convention pytorch-fid` with its output."""
+    from .scoring.calculate import score
+
+    settings = _settings(args, fid=args.b is not None, convention="pytorch-fid")
+    if args.b is None and not settings.save_stats:
+        raise UserError("give two inputs (images or .npz statistics), or one with --save-stats")
+    result = score(args.a, args.b, settings, show_progress=not args.json)
     if args.b is None:
-        print(f"statistics of {args.a} saved to {args.save_stats}")
+        print(f"statistics of {args.a} saved to {settings.save_stats}")
         return
-    mu2, s2 = saved[args.b]
-    if mu1.shape != mu2.shape:
-        raise UserError(f"the two statistics have different sizes ({len(mu1)} vs {len(mu2)}); use the same --dims")
-    value = frechet_distance(mu1, s1, mu2, s2)
+    value = result["frechet_inception_distance"]
     print(json.dumps({"fid": value, "a": args.a, "b": args.b}) if args.json else f"FID {value:.6f}")
 
 
-def _cmd_fidelity(args: argparse.Namespace) -> None:
-    from .evaluation.fidelity import Settings, calculate_metrics, format_table
-
-    options = {k: getattr(args, k) for k in Settings.__dataclass_fields__ if getattr(args, k, None) is not None}
-    options["cache"] = not args.no_cache
-    options["show_progress"] = not args.json
-    result = calculate_metrics(args.input1, args.input2, **options)
-    print(json.dumps(result, indent=2) if args.json else format_table(result, args.convention))
-
-
 def _cmd_shards(args: argparse.Namespace) -> None:
-    from .data.shards import write_shards
+    from .data.shard_writer import write_shards
 
-    info = write_shards(args.src, args.out, args.max_count, args.max_size, args.overwrite, args.train_split,
-                        args.val_split, args.image_column, args.label_column)  # fmt: skip
+    info = write_shards(args.src, args.out, args.dataset, args.train_split, args.val_split, args.max_count,
+                        args.max_size, args.overwrite, _columns(args))  # fmt: skip
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -229,20 +195,9 @@ def _cmd_shards(args: argparse.Namespace) -> None:
 
 
 def _cmd_weights(args: argparse.Namespace) -> None:
-    from .interop.download import cached_file
-    from .interop.registry import list_weights
+    from .interop.registry import weights_table
 
-    rows: list[dict[str, Any]] = []
-    for w in list_weights():
-        cached = cached_file(w)
-        rows.append({"name": w.name, "aliases": list(w.aliases), "source": w.source, "description": w.description,
-                     "url": w.download_url, "file_size": w.file_size, "sha256": w.sha256, "md5": w.md5,
-                     "top1": w.top1, "top5": w.top5, "metrics_source": w.metrics_source,
-                     "preprocessing": {**w.preprocessing(), "mean": list(w.mean), "std": list(w.std)},
-                     "classes": f"{w.num_classes} ({'indices' if w.categories == 'index' else 'ImageNet-1k names'})",
-                     "classifier": w.has_classifier, "preset": w.preset,
-                     "cached": str(cached) if cached else None,
-                     "cached_size": cached.stat().st_size if cached else None})  # fmt: skip
+    rows = weights_table()
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -252,11 +207,7 @@ def _cmd_weights(args: argparse.Namespace) -> None:
             r["metrics_source"])  # fmt: skip
         check = (f"sha256 {r['sha256']}" if r["sha256"] else f"md5 {r['md5']}" if r["md5"] else
                  "sha256 from the hub, checked at download")  # fmt: skip
-        norm = (
-            "[-1, 1]"
-            if p["mean"] == [0.5, 0.5, 0.5] and p["std"] == [0.5, 0.5, 0.5]
-            else f"mean {p['mean']} std {p['std']}"
-        )
+        norm = "[-1, 1]" if p["mean"] == [0.5] * 3 and p["std"] == [0.5] * 3 else f"mean {p['mean']} std {p['std']}"
         crop = (f"shorter side to 299/{p['crop_fraction']:.3f}, center crop 299" if p["resize"] == "shorter" else
                 f"central {p['crop_fraction']:.3f}, resize to 299x299")  # fmt: skip
         where = f"cached at {r['cached']} ({r['cached_size']:,} bytes)" if r["cached"] else "not downloaded yet"
@@ -266,24 +217,41 @@ def _cmd_weights(args: argparse.Namespace) -> None:
               + ("" if r["classifier"] else ", no classifier (features)"))  # fmt: skip
 
 
-def _cmd_features(args: argparse.Namespace) -> None:
-    from .evaluation.features import extract_features
+# ----------------------------------------------------------------------------- shared by the commands
+def _data(args: argparse.Namespace) -> str:
+    """The one set of images of `--dataset --data-dir --split` (evaluate)."""
+    from .data.formats import FORMATS, source_spec
 
-    taps = _int_list(args.taps, "--taps") if args.taps else []
-    info = extract_features(args.weights, args.images, args.output, taps, args.batch_size, args.central_fraction,
-                            args.overwrite, show_progress=not args.json, device=args.device, dataset=args.dataset,
-                            split=args.split, columns=(args.image_column, args.label_column))  # fmt: skip
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        _say_loaded([info["weights"]])
-        shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in info["arrays"].items())
-        print(f"wrote {info['output']}: {info['images']} images; {shapes}")
+    if args.split is None and args.dataset in FORMATS and FORMATS[args.dataset].splits is None:
+        raise UserError(f"--dataset {args.dataset} needs --split (for shards, a pattern such as "
+                        f"'val-{{000000..000063}}.tar')")  # fmt: skip
+    return source_spec(args.dataset, args.data_dir, args.split)
 
 
-def _add_device_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="where the network runs: cpu, cuda, cuda:N or auto (default: "
-                   "auto, CUDA when there is one)")  # fmt: skip
+def _images(args: argparse.Namespace) -> Any:
+    """What predict and features read: IMAGES (files, folders, globs, or one spec), or --dataset/--data-dir/--split.
+    Old spelling: `--dataset wds|hf DIR --split S`, the one IMAGES argument being the data folder."""
+    if args.data_dir is None and args.dataset is not None and args.dataset != "files" and len(args.images) == 1:
+        args.data_dir, args.images = args.images[0], []
+    if args.data_dir is not None or (args.dataset not in (None, "files") and not args.images):
+        if args.images:
+            raise UserError("give IMAGES or --data-dir, not both")
+        return _data(args)
+    if not args.images:
+        raise UserError("give IMAGES (files, folders, globs or a spec) or --data-dir")
+    return args.images
+
+
+def _columns(args: argparse.Namespace) -> tuple[str, str]:
+    return args.image_column, args.label_column
+
+
+def _settings(args: argparse.Namespace, **fixed: Any) -> Any:
+    """The scoring settings given on the command line (defaults for the rest), with `fixed` ones."""
+    from .scoring.calculate import ScoringSettings
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ScoringSettings) if hasattr(args, f.name)}
+    return ScoringSettings(**{k: v for k, v in {**given, **fixed}.items() if v is not None})
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -299,39 +267,7 @@ def _say_loaded(lines: list[str]) -> None:
         print(f"weights: {line}", file=sys.stderr)
 
 
-def _saved_train_config(path: Path, fields: set[str]) -> dict[str, Any]:
-    """The settings a run was started with (empty if its config.json is missing or unreadable)."""
-    try:
-        saved = json.loads(path.read_text())["train"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {k: v for k, v in saved.items() if k in fields} if isinstance(saved, dict) else {}
-
-
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    """One option per TrainConfig field, typed, documented and limited by the field's metadata; unset
-    options keep the recipe's value."""
-    from .training.settings import TrainConfig, allowed, field_type
-
-    p.add_argument("--recipe", default="fashion-mnist", help="named recipe (see `inception-v3 recipes`); "
-                   "its values replace the defaults below (default: fashion-mnist)")  # fmt: skip
-    p.add_argument("--resume", nargs="?", const="yes", default="no", choices=["yes", "auto"],
-                   help="continue OUT_DIR/NAME from its newest readable checkpoint; `--resume auto` also starts the "
-                   "run when it has none (one command line for the first launch and every restart)")  # fmt: skip
-    p.add_argument("--overwrite", action="store_true", help="replace a finished or abandoned run in OUT_DIR/NAME")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        meta, (kind, _) = f.metadata, field_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        paper = f"; paper: {meta['paper']}" if meta["paper"] is not None else ""
-        limits = "" if kind is bool or (kind is str and not meta["choices"]) else f"; {allowed(meta)}"
-        text = f"{meta['help']} (default: {f.default}{paper}{limits})".replace("%", "%%")
-        if kind is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
-
-
+# ----------------------------------------------------------------------------- options
 def _number(kind: type, low: float, low_open: bool = False, high: float | None = None) -> Any:
     """An argparse type: a number of `kind` in [low, high] ((low, high] with `low_open`), else a one-line error."""
     bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
@@ -355,40 +291,68 @@ POSITIVE = _number(float, 0, low_open=True)
 FRACTION = _number(float, 0, low_open=True, high=1.0)  # a crop fraction in (0, 1]
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: what is wrong and where the help is (exit code 2)."""
+def _setting_options(p: argparse.ArgumentParser, cls: type, only: Sequence[str] | None = None,
+                     defaults: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """One option per field of a settings dataclass (`utils.settings`), typed, documented and limited by the
+    field's metadata; an unset option stays None (the recipe's or the dataclass's value then holds)."""
+    from .utils.settings import allowed, field_type
 
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
+        meta, (kind, _) = f.metadata, field_type(hints[f.name])
+        default = (defaults or {}).get(f.name, f.default)
+        paper = f"; paper: {meta['paper']}" if meta["paper"] is not None else ""
+        limits = "" if kind is bool or (kind is str and not meta["choices"]) else f"; {allowed(meta)}"
+        text = f"{meta['help']} (default: {default}{paper}{limits})".replace("%", "%%")
+        flag = "--" + f.name.replace("_", "-")
+        if kind is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="inception-v3",
-        description="Inception-v3 (Szegedy et al., 2016): models, accounting, training and evaluation.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _data_options(p: argparse.ArgumentParser, split: bool = True, files: bool = False) -> None:
+    """The options that name a set of images, the same on every command that reads one."""
+    from .data.formats import FORMATS
 
+    p.add_argument("--dataset", choices=[*FORMATS, *(["files"] if files else [])],
+                   help="the format of --data-dir (default: from it: a folder, .zip, .npz, or a spec's prefix)")  # fmt: skip
+    p.add_argument("--data-dir", help=f"the data: {SOURCE_HELP}")
+    if split:
+        p.add_argument("--split", help="a split of it: a sub-folder, a shard pattern such as "
+                       "'val-{000000..000063}.tar', a dataset's split (default: validation) or train|test")  # fmt: skip
+    p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
+    p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
+
+
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="where the network runs: cpu, cuda, cuda:N or auto (default: "
+                   "auto, CUDA when there is one)")  # fmt: skip
+
+
+def _json_option(p: argparse.ArgumentParser, text: str = "machine-readable output") -> None:
+    p.add_argument("--json", action="store_true", help=text)
+
+
+def _parser_models(sub: Any) -> None:
     p = sub.add_parser("models", help="list the model presets (the paper's variants)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(p)
     p.set_defaults(func=_cmd_models)
-
     p = sub.add_parser("summary", help="per-module shapes, parameters and multiply-adds")
-    p.add_argument("--preset", default="inception_v3", help="model preset (see `inception-v3 models`)")
+    p.add_argument("--preset", default="inception_v3", help=f"model preset: {', '.join(PRESETS)}")
     p.add_argument("--resolution", type=COUNT, help="input side in pixels (default: the preset's own)")
     p.add_argument("--num-classes", type=COUNT, help="classes of the classifier")
     p.add_argument("--width-multiplier", type=POSITIVE, help="channel multiplier")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(p)
     p.set_defaults(func=_cmd_summary)
 
-    p = sub.add_parser("recipes", help="list the training recipes (the paper's and the CPU ones)")
-    p.add_argument("--json", action="store_true", help="every recipe's full settings")
-    p.set_defaults(func=_cmd_recipes)
 
+def _parser_weights(sub: Any) -> None:
     p = sub.add_parser("weights", help="list the published weights known by name (source, checksum, accuracy, input)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(p)
     p.set_defaults(func=_cmd_weights)
-
     p = sub.add_parser("convert", help="convert weights from any ecosystem to config.json + model.safetensors")
     p.add_argument("src", help=WEIGHTS_HELP)
     p.add_argument("dst", help="output folder")
@@ -396,180 +360,198 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=COUNT, help="replace both classifiers with this many classes")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
     p.set_defaults(func=_cmd_convert)
-
-    p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and calibration under the paper's crops")
-    p.add_argument(
-        "checkpoints",
-        nargs="+",
-        metavar="WEIGHTS",
-        help="weights (a name, URL, checkpoint, file or folder), or several for an ensemble",
-    )
-    p.add_argument("--dataset", default="imagefolder", choices=["imagefolder", "fashion-mnist", "wds", "hf"])
-    p.add_argument("--data", help="folder with one sub-folder per class (or the Fashion-MNIST folder); wds: the "
-                   "shards' folder; hf: a hub name, a save_to_disk folder or Parquet files")  # fmt: skip
-    p.add_argument("--split", help="wds: the shard pattern, e.g. 'val-{000000..000063}.tar'; hf: the split "
-                   "(default: validation)")  # fmt: skip
-    p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
-    p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
-    p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
-    p.add_argument(
-        "--central-fraction",
-        type=FRACTION,
-        help="crop fraction of the single crop (default: the one the weights come with; TF: 0.875)",
-    )
-    p.add_argument("--limit", type=COUNT, help="evaluate only the first N images")
-    p.add_argument(
-        "--mode",
-        default="fp32",
-        choices=["fp32", "fast", "int8"],
-        help="fast: BN folded + channels_last + bf16 where supported; int8: quantized for x86 CPUs",
-    )
-    p.add_argument("--calibration", help="int8: folder of training images to calibrate on (Fashion-MNIST: its "
-                   "training split)")  # fmt: skip
-    p.add_argument("--out", help="folder for metrics.json, confusion.png and reliability.png")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_device_option(p)
-    p.set_defaults(func=_cmd_evaluate)
-
-    p = sub.add_parser("predict", help="top-k labels for images, files, folders or globs")
-    p.add_argument("checkpoint", metavar="WEIGHTS", help=WEIGHTS_HELP)
-    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    p.add_argument("--top-k", type=COUNT, default=5, help="labels per image (default 5)")
-    p.add_argument("--crops", default="single", choices=["single", "10", "144"])
-    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_device_option(p)
-    p.set_defaults(func=_cmd_predict)
-
     p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
-    p.add_argument("checkpoint", metavar="WEIGHTS", help=WEIGHTS_HELP)
+    p.add_argument("weights", metavar="WEIGHTS", help=WEIGHTS_HELP)
     p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported-program"],
                    help="torchscript is deprecated by PyTorch (still served by torch.jit.load and LibTorch); "
                    "exported-program is its successor")  # fmt: skip
     p.add_argument("--output", required=True, help="file to write")
     p.add_argument("--features", action="store_true", help="output the pooled 2048-d features, not logits")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(p)
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("fid", help="Frechet Inception Distance between two image folders or .npz statistics")
-    p.add_argument("a", help="folder of images, wds:DIR/PATTERN (shards), hf:NAME[:SPLIT], or .npz statistics")
-    p.add_argument("b", nargs="?", help="the same kinds (omit with --save-stats)")
-    p.add_argument(
-        "--weights",
-        default="pytorch-fid/2015-12-05",
-        help="the FID network: a name, URL or file (default: pytorch-fid's, downloaded once)",
-    )
-    p.add_argument("--save-stats", help="write A's statistics (mu, sigma) to this .npz")
-    p.add_argument("--batch-size", type=COUNT, default=50)
-    p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="feature tap (pool3: 2048)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_device_option(p)
-    p.set_defaults(func=_cmd_fid)
 
-    p = sub.add_parser("fidelity", help="Inception Score, FID, KID and precision/recall of generated images, with "
-                       "torch-fidelity's, clean-fid's or pytorch-fid's numbers")  # fmt: skip
-    p.add_argument("input1", help="generated images: a folder (recursive), a .zip, fashion-mnist:train|test, "
-                   "wds:DIR/PATTERN (shards), hf:NAME[:SPLIT], or a .npz of statistics (FID only)")  # fmt: skip
-    p.add_argument("input2", nargs="?", help="reference images (the same kinds); needed by --fid, --kid and --prc")
-    p.add_argument("--isc", action="store_true", help="Inception Score (of INPUT1; on the logits without the fc bias)")
-    p.add_argument("--fid", action="store_true", help="Frechet Inception Distance")
-    p.add_argument("--kid", action="store_true", help="Kernel Inception Distance")
-    p.add_argument("--prc", action="store_true", help="precision, recall and F-score on Inception pool3 features "
-                   "(torch-fidelity's default network for these is VGG-16: its numbers equal ours with "
-                   "feature_extractor='inception-v3-compat')")  # fmt: skip
-    p.add_argument("--convention", default="torch-fidelity", choices=["torch-fidelity", "clean-fid", "pytorch-fid"],
-                   help="whose resize, normalization and arithmetic (default: torch-fidelity)")  # fmt: skip
-    p.add_argument("--weights", default="pytorch-fid/2015-12-05",
-                   help="the FID network: a name, URL or file (default: the tools' 2015 graph, downloaded "
-                   "once)")  # fmt: skip
-    p.add_argument("--isc-splits", type=COUNT, default=10, help="Inception Score splits (default 10)")
-    p.add_argument("--kid-subsets", type=COUNT, default=100, help="KID subsets (default 100)")
-    p.add_argument("--kid-subset-size", type=_number(int, 2), default=1000,
-                   help="images per KID subset (default 1000)")  # fmt: skip
-    p.add_argument("--kid-degree", type=COUNT, default=3, help="KID polynomial kernel degree (default 3)")
-    p.add_argument("--prc-neighborhood", type=COUNT, default=3, help="precision/recall k-th neighbour (default 3)")
-    p.add_argument("--samples-shuffle", action=argparse.BooleanOptionalAction, default=True,
-                   help="shuffle the samples before the Inception Score splits (default: on)")  # fmt: skip
-    p.add_argument("--seed", type=_number(int, 0), default=2020, help="seed of the shuffle and the KID subsets "
-                   "(default 2020, torch-fidelity's)")  # fmt: skip
-    p.add_argument("--dims", type=int, default=2048, choices=[64, 192, 768, 2048], help="feature tap of FID, KID and "
-                   "precision/recall (default 2048: pool3)")  # fmt: skip
-    p.add_argument("--batch-size", type=COUNT, default=64, help="images per forward pass (default 64)")
-    p.add_argument("--workers", type=_number(int, 0), default=2, help="decoding and resizing processes (default 2)")
-    p.add_argument("--skip-bad-images", action="store_true", help="skip images that do not decode (and count them)")
-    p.add_argument("--no-cache", action="store_true", help="compute features even if they are cached")
-    p.add_argument("--json", action="store_true", help="one flat JSON object with torch-fidelity's keys")
-    _add_device_option(p)
-    p.set_defaults(func=_cmd_fidelity)
+def _parser_train(sub: Any) -> None:
+    from .training.recipes import RECIPES
+    from .training.settings import TrainConfig
 
-    p = sub.add_parser("shards", help="write WebDataset tar shards of an image folder (train/ and val/) or a Hugging "
-                       "Face dataset, to train from with --dataset wds")  # fmt: skip
-    p.add_argument("src", help="a folder with train/ and val/, one sub-folder per class; or a Hugging Face dataset: "
-                   "hf:NAME_OR_PATH, or a save_to_disk folder")  # fmt: skip
-    p.add_argument("--train-split", default="train", help="hf: the split written as train-*.tar (default: train)")
-    p.add_argument("--val-split", default="validation", help="hf: the split written as val-*.tar (default: "
-                   "validation)")  # fmt: skip
-    p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
-    p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
-    p.add_argument("out", help="the folder for train-000000.tar ..., val-000000.tar ... and classes.txt")
-    p.add_argument("--max-count", type=COUNT, default=10000, help="samples per shard at most (default 10000)")
-    p.add_argument("--max-size", type=POSITIVE, default=3e9, help="bytes per shard at most (default 3e9)")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
-    p.add_argument("--json", action="store_true", help="machine-readable summary")
-    p.set_defaults(func=_cmd_shards)
-
-    p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
-    p.add_argument("images", nargs="+", help="image files, folders or glob patterns; with --dataset wds: the "
-                   "shards' folder; hf: a hub name, a save_to_disk folder or Parquet files")  # fmt: skip
-    p.add_argument("--dataset", default="files", choices=["files", "wds", "hf"], help="what IMAGES are (default: "
-                   "files); wds and hf also save the labels and class names")  # fmt: skip
-    p.add_argument("--split", help="wds: the shard pattern, e.g. 'val-{000000..000063}.tar'; hf: the split "
-                   "(default: validation)")  # fmt: skip
-    p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
-    p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
-    p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
-    p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
-    p.add_argument("--taps", help="also the FID taps, e.g. 64,192,768 (pooled maxpool1, maxpool2, Mixed_6e)")
-    p.add_argument("--batch-size", type=COUNT, default=32, help="images per forward pass (default 32)")
-    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--json", action="store_true", help="machine-readable summary instead of the summary line")
-    _add_device_option(p)
-    p.set_defaults(func=_cmd_features)
-
+    p = sub.add_parser("recipes", help="list the training recipes (the paper's and the CPU ones)")
+    _json_option(p, "every recipe's full settings")
+    p.set_defaults(func=_cmd_recipes)
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
-    _add_train_options(p)
+    p.add_argument("--recipe", default="fashion-mnist", help=f"named recipe: {', '.join(RECIPES)} (see `inception-v3 "
+                   "recipes`); its values replace the defaults below (default: fashion-mnist)")  # fmt: skip
+    p.add_argument("--resume", nargs="?", const="yes", default="no", choices=["yes", "auto"],
+                   help="continue OUT_DIR/NAME from its newest readable checkpoint; `--resume auto` also starts the "
+                   "run when it has none (one command line for the first launch and every restart)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace a finished or abandoned run in OUT_DIR/NAME")
+    _setting_options(p, TrainConfig)
     p.set_defaults(func=_cmd_train)
-
     p = sub.add_parser("reproduce", help="rerun the paper's experiments (Tables 2-5, Sections 3, 4, 7) over seeds")
-    p.add_argument(
-        "experiments",
-        nargs="*",
-        metavar="EXPERIMENT",
-        help="table2, table3, factorization, aux, label-smoothing, crops",
-    )
-    p.add_argument(
-        "--budget",
-        default="cpu",
-        help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) or paper (ImageNet)",
-    )
+    p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="table2, table3, factorization, aux, "
+                   "label-smoothing, crops")  # fmt: skip
+    p.add_argument("--budget", default="cpu", help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) "
+                   "or paper (ImageNet)")  # fmt: skip
     p.add_argument("--seeds", type=COUNT, default=3, help="seeds 0..N-1 per variant")
-    p.add_argument("--dataset", choices=["fashion-mnist", "imagefolder", "wds", "hf"], help="the data's format "
-                   "(default: the budget's: fashion-mnist, or imagefolder for paper)")  # fmt: skip
-    p.add_argument("--data-dir", help="Fashion-MNIST folder (default: Debian's), or for paper ImageNet: train/ and "
-                   "val/ class folders, the shards' folder (wds) or a dataset (hf)")  # fmt: skip
-    p.add_argument("--train-split", help="wds: the training shards' pattern; hf: the split (default: train)")
-    p.add_argument("--val-split", help="wds: the validation shards' pattern; hf: the split (default: validation)")
-    p.add_argument("--image-column", help="hf: the image column (default: image)")
-    p.add_argument("--label-column", help="hf: the label column (default: label)")
+    _data_options(p, split=False)
+    p.add_argument("--train-split", help="the training split (default: the format's: train)")
+    p.add_argument("--val-split", help="the validation split (default: the format's: val, validation or test)")
     p.add_argument("--out-dir", default="runs/reproduce", help="where the training runs (checkpoints) go; runs are "
                    "named by their settings, not their data: one folder per data set")  # fmt: skip
     p.add_argument("--records", help="where the run records go (default: OUT_DIR/records)")
     p.add_argument("--report", help="the report to (re)write (default: OUT_DIR/reproduction.md)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the records; run nothing")
     p.set_defaults(func=_cmd_reproduce)
+
+
+def _parser_evaluate(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and calibration under the paper's crops")
+    p.add_argument("weights", nargs="+", metavar="WEIGHTS", help="weights (a name, URL, checkpoint, file or folder), "
+                   "or several for an ensemble")  # fmt: skip
+    _data_options(p)
+    p.add_argument("--data", dest="data_dir", help="the same as --data-dir")
+    p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
+    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction of the single crop (default: the one the "
+                   "weights come with; TF: 0.875)")  # fmt: skip
+    p.add_argument("--limit", type=COUNT, help="evaluate only the first N images")
+    p.add_argument("--mode", default="fp32", choices=["fp32", "fast", "int8"],
+                   help="fast: BN folded + channels_last + bf16 where supported; int8: quantized for x86 CPUs")  # fmt: skip
+    p.add_argument("--calibration", help=f"int8: training images to calibrate on ({SOURCE_HELP}; Fashion-MNIST data: "
+                   "its training split)")  # fmt: skip
+    p.add_argument("--workers", type=_number(int, 0), default=2, help="decoding processes (default 2)")
+    p.add_argument("--out", help="folder for metrics.json, confusion.png and reliability.png")
+    _json_option(p)
+    _device_option(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _parser_predict(sub: Any) -> None:
+    p = sub.add_parser("predict", help="top-k labels for images: files, folders, globs or any data set")
+    p.add_argument("weights", metavar="WEIGHTS", help=WEIGHTS_HELP)
+    p.add_argument("images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of "
+                   f"{SOURCE_HELP}")  # fmt: skip
+    _data_options(p)
+    p.add_argument("--top-k", type=COUNT, default=5, help="labels per image (default 5)")
+    p.add_argument("--crops", default="single", choices=["single", "10", "144"])
+    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
+    _json_option(p)
+    _device_option(p)
+    p.set_defaults(func=_cmd_predict)
+
+
+def _parser_features(sub: Any) -> None:
+    p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
+    p.add_argument("images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of "
+                   f"{SOURCE_HELP}")  # fmt: skip
+    _data_options(p, files=True)
+    p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
+    p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
+    p.add_argument("--taps", help="also the FID taps, e.g. 64,192,768 (pooled maxpool1, maxpool2, Mixed_6e)")
+    p.add_argument("--batch-size", type=COUNT, default=32, help="images per forward pass (default 32)")
+    p.add_argument("--workers", type=_number(int, 0), default=2, help="decoding processes (default 2)")
+    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _json_option(p, "machine-readable summary instead of the summary line")
+    _device_option(p)
+    p.set_defaults(func=_cmd_features)
+
+
+def _parser_scoring(sub: Any) -> None:
+    from .scoring.calculate import ScoringSettings
+
+    p = sub.add_parser("fidelity", help="Inception Score, FID, KID and precision/recall of generated images, with "
+                       "torch-fidelity's, clean-fid's or pytorch-fid's numbers")  # fmt: skip
+    p.add_argument("input1", metavar="INPUT1", help=f"generated images: {SOURCE_HELP}, or a .npz of statistics (FID "
+                   "only)")  # fmt: skip
+    p.add_argument("input2", nargs="?", metavar="INPUT2", help="reference images (the same kinds); needed by --fid, "
+                   "--kid and --prc")  # fmt: skip
+    _setting_options(p, ScoringSettings)
+    _json_option(p, "one flat JSON object with torch-fidelity's keys")
+    p.set_defaults(func=_cmd_fidelity)
+    p = sub.add_parser("fid", help="Frechet Inception Distance with pytorch-fid's numbers (fidelity --fid --convention "
+                       "pytorch-fid)")  # fmt: skip
+    p.add_argument("a", metavar="A", help=f"images ({SOURCE_HELP}) or .npz statistics")
+    p.add_argument("b", nargs="?", metavar="B", help="the same kinds (omit with --save-stats)")
+    _setting_options(p, ScoringSettings, ("weights", "dims", "batch_size", "workers", "device", "cache",
+                                          "skip_bad_images", "save_stats"), {"batch_size": 50})  # fmt: skip
+    p.set_defaults(batch_size=50)
+    _json_option(p)
+    p.set_defaults(func=_cmd_fid)
+
+
+def _parser_shards(sub: Any) -> None:
+    p = sub.add_parser("shards", help="write WebDataset tar shards of a data set's training and validation splits")
+    p.add_argument("src", help="the data (as train's --data-dir): a folder with train/ and val/ (one sub-folder per "
+                   "class), hf:NAME_OR_PATH, a save_to_disk folder, fashion-mnist:, ...")  # fmt: skip
+    p.add_argument("out", help="the folder for train-000000.tar ..., val-000000.tar ... and classes.txt")
+    _data_options(p, split=False)
+    p.add_argument("--train-split", help="the split written as train-*.tar (default: the format's: train)")
+    p.add_argument("--val-split", help="the split written as val-*.tar (default: the format's: val, validation, test)")
+    p.add_argument("--max-count", type=COUNT, default=10000, help="samples per shard at most (default 10000)")
+    p.add_argument("--max-size", type=POSITIVE, default=3e9, help="bytes per shard at most (default 3e9)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
+    _json_option(p, "machine-readable summary")
+    p.set_defaults(func=_cmd_shards)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: what is wrong and where the help is (exit code 2)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+PARSERS: tuple[Callable[[Any], None], ...] = (_parser_models, _parser_weights, _parser_train, _parser_evaluate,
+                                               _parser_predict, _parser_features, _parser_scoring, _parser_shards)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="inception-v3", description="Inception-v3 (Szegedy et al., 2016): models, accounting, "
+                    "training, evaluation and the scores of generative models.")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in PARSERS:
+        add(sub)
     return parser
+
+
+# ----------------------------------------------------------------------------- Python names -> flags
+_NAMED = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`]*))?`")
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """`name` and `name=value` of the library's messages as the command's options: --name, --name value
+    (`True`: the flag alone; a boolean option's `False`: --no-name); names the command has no option for stay."""
+    actions: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        actions.setdefault(action.dest, action)  # an option's first spelling (--data-dir, not its alias --data)
+
+    def flag(m: re.Match[str]) -> str:
+        action, value = actions.get(m.group(1)), m.group(2)
+        if action is None:
+            return m.group(0)
+        if not action.option_strings:  # a positional argument
+            return str(action.metavar or action.dest.upper())
+        option = action.option_strings[0]
+        text = None if value is None else value.strip("'\"")
+        if text is None or text == "True" or text == getattr(action, "const", None):
+            return option
+        if text == "False" and isinstance(action, argparse.BooleanOptionalAction):
+            return "--no-" + option[2:]
+        return f"{option} {text}"
+
+    return _NAMED.sub(flag, message)
+
+
+class _Lines(logging.Handler):
+    """The library's log lines on stderr, in the command's terms."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        super().__init__(logging.INFO)
+        self.parser = parser
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(as_flags(record.getMessage(), self.parser), file=sys.stderr, flush=True)
 
 
 # Third-party warnings that tell a user nothing they can act on: a foreign pickle's protocol (loading says
@@ -584,17 +566,26 @@ QUIET_WARNINGS = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
     for category, message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    logger = logging.getLogger("inception_v3")
+    handler, level = _Lines(command), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         args.func(args)
     except (UserError, ValueError, OSError) as exc:  # OSError: a file that cannot be read or written
-        print(f"inception-v3 {args.command}: error: {exc}", file=sys.stderr)
+        print(f"inception-v3 {args.command}: error: {as_flags(str(exc), command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"inception-v3 {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     return 0
 
 

@@ -8,13 +8,16 @@ size / fraction and cut the center ("shorter"); each with its own interpolation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
-from torchvision.transforms import InterpolationMode
+from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
+
+from .transforms import ModelInput
 
 PROTOCOLS = ("single", "10", "144")
 RESIZE_MODES = ("squash", "shorter")
@@ -59,6 +62,23 @@ def single_view(img: Tensor, size: int, view: ViewSpec) -> Tensor:
     h, w = img.shape[-2:]
     crop = TF.center_crop(img, [max(1, round(h * view.crop_fraction)), max(1, round(w * view.crop_fraction))])
     return _resize(crop, [size, size], view.interpolation)
+
+
+class SingleCrop(v2.Transform):
+    """`single_view` as a torchvision v2 transform."""
+
+    def __init__(self, size: int, view: ViewSpec) -> None:
+        super().__init__()
+        self.size, self.view = size, view
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return single_view(inpt, self.size, self.view)
+
+
+def single_crop_transform(size: int, view: ViewSpec, in_chans: int, mean: Sequence[float], std: Sequence[float]
+                          ) -> v2.Compose:  # fmt: skip
+    """A uint8 C x H x W image -> the model input `evaluate` feeds for the single central crop."""
+    return v2.Compose([SingleCrop(size, view), ModelInput(in_chans, mean, std)])
 
 
 def crop_views(img: Tensor, size: int, protocol: str, view: ViewSpec | None = None) -> Tensor:

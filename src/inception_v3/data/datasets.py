@@ -1,65 +1,25 @@
-"""Datasets: Fashion-MNIST in memory and ImageFolder trees, with an optional subset of classes.
+"""Training and validation sets from any source (`formats.py`), with an optional subset of classes and of images.
 
 An image that cannot be decoded becomes a `BadSample` (inside a DataLoader worker too), so the main
 process decides, the same way for any number of workers: stop with one line naming the file, or
-skip and count it (`--skip-bad-images`).
+skip and count it (`skip_bad_images`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
-from torchvision import datasets
 
 from ..errors import UserError
-from .fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_fashion_mnist
-from .hf_datasets import HfImages, load_split
-from .hf_datasets import class_names as hf_class_names
-from .image_io import BadSample, Encoded, is_image_file, read_image
-from .shards import ShardDataset, shard_paths
-from .shards import class_names as shard_class_names
+from .formats import COLUMNS, default_splits, open_split
+from .image_io import BadSample
+from .sources import ImageSource, SourceDataset
 from .transforms import Preprocessing, eval_transform, train_transform
-
-DATASETS = ("fashion-mnist", "imagefolder", "wds", "hf")
-
-
-class TensorImages(Dataset):
-    """In-memory gray images (N x H x W uint8) with labels, transformed one sample at a time."""
-
-    def __init__(self, images: Tensor, labels: Tensor, transform: Callable[[Tensor], Tensor]) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        return self.transform(self.images[i].unsqueeze(0)), int(self.labels[i])
-
-
-class ImageFolderDataset(datasets.ImageFolder):
-    """`ImageFolder` (one sub-folder per class) decoded with `read_image`; unreadable files are BadSamples."""
-
-    def __init__(self, root: str, transform: Callable[[Tensor], Tensor]) -> None:
-        if not Path(root).is_dir():
-            raise UserError(f"image directory {root} does not exist")
-        try:
-            super().__init__(root, transform=transform, loader=read_image, is_valid_file=is_image_file)
-        except (FileNotFoundError, RuntimeError) as exc:
-            raise UserError(f"{root}: {exc}") from None
-
-    def __getitem__(self, i: int) -> Any:
-        path, label = self.samples[i]
-        try:
-            image = self.loader(path)
-        except UserError as exc:
-            return BadSample(path, str(exc))
-        return self.transform(image), label
 
 
 def collate(batch: list[Any]) -> tuple[Tensor, Tensor, list[BadSample]]:
@@ -91,20 +51,20 @@ def parse_classes(spec: str | None, available: list[str]) -> list[int] | None:
         elif item.isdigit() and int(item) < len(available):
             out.append(int(item))
         else:
-            raise UserError(f"--classes: unknown class {item!r}; the data has {len(available)} classes: "
+            raise UserError(f"`classes`: unknown class {item!r}; the data has {len(available)} classes: "
                             f"{', '.join(available[:12])}{', ...' if len(available) > 12 else ''}")  # fmt: skip
     if len(set(out)) != len(out) or len(out) < 2:
-        raise UserError(f"--classes must name at least 2 different classes, got {spec!r}")
+        raise UserError(f"`classes` must name at least 2 different classes, got {spec!r}")
     return out
 
 
 class RelabeledSubset(Dataset):
     """The samples of `keep` classes, relabeled 0..k-1 in the order given."""
 
-    def __init__(self, ds: Dataset, labels: list[int], keep: list[int]) -> None:
+    def __init__(self, ds: SourceDataset, keep: list[int]) -> None:
         mapping = {old: new for new, old in enumerate(keep)}
         self.ds, self.mapping = ds, mapping
-        self.indices = [i for i, y in enumerate(labels) if y in mapping]
+        self.indices = np.flatnonzero(np.isin(ds.labels, keep)).tolist()
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -114,79 +74,43 @@ class RelabeledSubset(Dataset):
         return sample if isinstance(sample, BadSample) else (sample[0], self.mapping[sample[1]])
 
 
-def _labels(ds: Dataset) -> list[int]:
-    return ds.labels.tolist() if isinstance(ds, TensorImages) else [y for _, y in ds.samples]  # type: ignore[attr-defined]
+def split_sources(dataset: str | None, data_dir: str | None, train_split: str | None = None,
+                  val_split: str | None = None, columns: tuple[str, str] = COLUMNS
+                  ) -> tuple[ImageSource, ImageSource, list[str]]:  # fmt: skip
+    """The training and validation sources (each format's default splits when none are named: a folder's
+    train/ and val/, a dataset's train and validation, Fashion-MNIST's train and test) and their class names."""
+    if not (train_split and val_split):
+        defaults = default_splits(dataset, data_dir)
+        train_split, val_split = train_split or defaults[0], val_split or defaults[1]
+    train = open_split(dataset, data_dir, train_split, columns)
+    val = open_split(dataset, data_dir, val_split, columns)
+    if train.classes is not None and val.classes is not None and train.classes != val.classes:
+        raise UserError(f"{train.name} and {val.name} have different classes ({len(train.classes)} vs "
+                        f"{len(val.classes)}: {', '.join(sorted(set(train.classes) ^ set(val.classes))[:5])})")  # fmt: skip
+    names = train.classes or val.classes
+    if names is None:
+        top = max(int(s.require_labels().max(initial=-1)) for s in (train, val)) + 1
+        names = [str(i) for i in range(top)]
+    for source in (train, val):
+        labels = source.require_labels()
+        if len(labels) and labels.max() >= len(names):
+            raise UserError(f"a sample of {source.name} has label {labels.max()} but the classes are {len(names)}")
+    return train, val, names
 
 
-def build_datasets(dataset: str, data_dir: str | None, p: Preprocessing, channels: int,
-                   train_subset: int | None = None, val_subset: int | None = None, classes: str | None = None,
-                   train_split: str | None = None, val_split: str | None = None, image_column: str = "image",
-                   label_column: str = "label") -> Splits:  # fmt: skip
-    """Train and validation sets: `fashion-mnist`, an `imagefolder` tree (data_dir/train, data_dir/val),
-    WebDataset shards (`wds`: the split patterns under data_dir) or a Hugging Face dataset (`hf`)."""
-    if dataset == "fashion-mnist":
-        root = data_dir or FASHION_MNIST_DIR
-        train: Dataset = TensorImages(*load_fashion_mnist(root, "train"), train_transform(p, channels))
-        val: Dataset = TensorImages(*load_fashion_mnist(root, "test"), eval_transform(p, channels))
-        names = list(FASHION_MNIST_CLASSES)
-    elif dataset == "imagefolder":
-        if not data_dir:
-            raise UserError("--data-dir is required for --dataset imagefolder (a folder with train/ and val/)")
-        train = ImageFolderDataset(str(Path(data_dir) / "train"), train_transform(p, channels))
-        val = ImageFolderDataset(str(Path(data_dir) / "val"), eval_transform(p, channels))
-        if train.classes != val.classes:
-            raise UserError(f"{data_dir}: train/ and val/ have different class folders")
-        names = list(train.classes)
-    elif dataset == "wds":
-        train_shards = shard_paths(data_dir, train_split, "--train-split")
-        train = ShardDataset(train_shards, train_transform(p, channels))
-        val = ShardDataset(shard_paths(data_dir, val_split, "--val-split"), eval_transform(p, channels))
-        names = shard_class_names(train_shards[0].parent, [y for _, y in train.samples + val.samples])
-    elif dataset == "hf":
-        if not data_dir:
-            raise UserError("--dataset hf needs --data-dir: a hub name, a save_to_disk folder or Parquet files")
-        parts = []
-        for split, default, transform in ((train_split, "train", train_transform(p, channels)),
-                                          (val_split, "validation", eval_transform(p, channels))):  # fmt: skip
-            ds = load_split(data_dir, split or default, image_column, label_column)
-            parts.append(HfImages(ds, f"{data_dir}:{split or default}", image_column, label_column, transform))
-        train, val = parts
-        names = hf_class_names(parts[0].ds, label_column, [y for _, y in train.samples + val.samples])
-    else:
-        raise UserError(f"unknown dataset {dataset!r}; valid values: {', '.join(DATASETS)}")
+def build_datasets(train_source: ImageSource, val_source: ImageSource, names: list[str], p: Preprocessing,
+                   channels: int, train_subset: int | None = None, val_subset: int | None = None,
+                   classes: str | None = None) -> Splits:  # fmt: skip
+    """Train and validation sets with the Inception preprocessing, a subset of `classes` and of images."""
+    train: Dataset = SourceDataset(train_source, train_transform(p, channels))
+    val: Dataset = SourceDataset(val_source, eval_transform(p, channels))
     keep = parse_classes(classes, names)
     if keep is not None:
-        train, val = RelabeledSubset(train, _labels(train), keep), RelabeledSubset(val, _labels(val), keep)
+        train, val = RelabeledSubset(train, keep), RelabeledSubset(val, keep)  # type: ignore[arg-type]
         names = [names[i] for i in keep]
     if len(train) == 0 or len(val) == 0:  # type: ignore[arg-type]
-        raise UserError(f"no images found in {data_dir or dataset}")
+        raise UserError(f"no images found in {train_source.name if len(train) == 0 else val_source.name}")  # type: ignore[arg-type]
     return Splits(spread_subset(train, train_subset), spread_subset(val, val_subset), names)
-
-
-def indexed_images(
-    dataset: str, data_dir: str | None, split: str | None, option: str, columns: tuple[str, str] = ("image", "label")
-) -> tuple[ShardDataset | HfImages, list[str]]:
-    """The untransformed images (uint8 C x H x W) and class names of WebDataset shards (`split`: their
-    pattern under data_dir) or a Hugging Face dataset split (default: validation; `columns`: image and
-    label), for evaluation and scoring; `option` names where the pattern came from, for messages."""
-    if dataset == "wds":
-        shards = shard_paths(data_dir, split, option)
-        ds: ShardDataset | HfImages = ShardDataset(shards, _unchanged)
-        return ds, shard_class_names(shards[0].parent, [y for _, y in ds.samples])
-    if not data_dir:
-        raise UserError("--dataset hf needs a dataset: a hub name, a save_to_disk folder or Parquet files")
-    hf = load_split(data_dir, split or "validation", *columns)
-    ds = HfImages(hf, f"{data_dir}:{split or 'validation'}", *columns, _unchanged)
-    return ds, hf_class_names(hf, columns[1], [y for _, y in ds.samples])
-
-
-def stored_image(ds: ShardDataset | HfImages, i: int) -> Encoded:
-    """Image i of shards or an HF split as its stored bytes, named by shard and key or dataset and row."""
-    return Encoded(ds.raw(i), ds.samples[i][0])
-
-
-def _unchanged(image: Tensor) -> Tensor:
-    return image
 
 
 def spread_subset(ds: Dataset, n: int | None) -> Dataset:

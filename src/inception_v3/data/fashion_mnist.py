@@ -1,4 +1,5 @@
-"""Fashion-MNIST from the files of Debian's `dataset-fashion-mnist` package (IDX format, gzipped)."""
+"""Fashion-MNIST from the files of Debian's `dataset-fashion-mnist` package (IDX format, gzipped), as a source:
+`fashion-mnist:SPLIT` (Debian's folder) or `fashion-mnist:DIR:SPLIT`, SPLIT `train` or `test` (default: test)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from .sources import ArrayImages
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
@@ -20,7 +22,7 @@ _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_APT_HINT = "install it with 'sudo apt-get install -y dataset-fashion-mnist' or pass --data-dir"
+_APT_HINT = "install it with 'sudo apt-get install -y dataset-fashion-mnist' or give its folder (fashion-mnist:DIR:SPLIT, or `data_dir`)"
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -58,3 +60,18 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str], split: str) -> tuple[Te
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"Fashion-MNIST files in {root} do not match: {images.shape} images, {labels.shape} labels")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def open_fashion_mnist(spec: str, columns: tuple[str, str] = ("image", "label")) -> ArrayImages:
+    """`SPLIT`, `DIR:SPLIT` or `DIR` (the test split; no split at all: Debian's test split) as a labeled source of
+    28 x 28 gray images."""
+    root, _, split = spec.rpartition(":") if ":" in spec or spec in _FILES else (spec, "", "test")
+    if split not in _FILES:
+        raise UserError(f"unknown Fashion-MNIST split {split!r} in fashion-mnist:{spec}; use fashion-mnist:train or "
+                        f"fashion-mnist:test")  # fmt: skip
+    name = f"fashion-mnist:{root}:{split}" if root else f"fashion-mnist:{split}"
+    root = root or FASHION_MNIST_DIR
+    images, labels = load_fashion_mnist(root, split)
+    stats = ":".join(f"{st.st_size}:{st.st_mtime_ns}" for st in (p.stat() for p in sorted(Path(root).glob("*ubyte*"))))
+    return ArrayImages(images.numpy(), name, labels.numpy(), list(FASHION_MNIST_CLASSES),
+                       f"fashion-mnist:{Path(root).resolve()}:{split}:{stats}")  # fmt: skip

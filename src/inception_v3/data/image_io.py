@@ -1,10 +1,9 @@
-"""Reading images: one decoder for every format (JPEG through torchvision's libjpeg-turbo decoder, about
-twice as fast as Pillow's, everything else and unusual JPEGs through Pillow), and expanding the file, folder
-and glob arguments of the commands into image paths."""
+"""Decoding images: one decoder for training and classification (JPEG through torchvision's libjpeg-turbo
+decoder, about twice as fast as Pillow's, everything else and unusual JPEGs through Pillow), and Pillow's
+`convert("RGB")` for the scores of generative models, as their reference tools decode."""
 
 from __future__ import annotations
 
-import glob
 import io
 import os
 from dataclasses import dataclass
@@ -49,6 +48,9 @@ class Encoded:
             raise UserError(f"cannot read {path} ({type(exc).__name__})") from None
 
 
+Stored = Encoded | np.ndarray  # an image as a source holds it: encoded bytes, or H x W (x C) uint8 pixels
+
+
 def is_image_file(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(IMAGE_SUFFIXES)
 
@@ -90,12 +92,34 @@ def _check_size(data: bytes, name: str) -> None:
         pass  # not readable as a header: the decoders decide
 
 
-def decode_batch(items: list[Encoded | Tensor], device: torch.device) -> list[Tensor]:
-    """Images (already decoded tensors pass through) as uint8 C x H x W on `device`. On a CUDA device the gray
+def decode_stored(item: Stored) -> Tensor:
+    """An image as stored, as uint8 C x H x W: encoded bytes as `decode_image_bytes` decodes them, pixels as
+    they are (gray: one channel)."""
+    if isinstance(item, Encoded):
+        return decode_image_bytes(item.data, item.name)
+    pixels = torch.from_numpy(np.ascontiguousarray(item))
+    return pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+
+
+def decode_rgb(item: Stored) -> np.ndarray:
+    """An image as stored, as H x W x 3 uint8 RGB the way the scoring tools read files: Pillow's decode and
+    `convert("RGB")` (gray pixels go to every channel, an alpha channel is dropped); one line if it fails."""
+    if not isinstance(item, Encoded):
+        pixels = item if item.ndim == 3 else item[:, :, None]
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[:, :, :3])
+    try:
+        with Image.open(io.BytesIO(item.data)) as im:
+            return np.array(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot decode image {item.name} ({type(exc).__name__}); fix or remove it") from None
+
+
+def decode_batch(items: list[Stored | Tensor], device: torch.device) -> list[Tensor]:
+    """Images (decoded tensors pass through) as uint8 C x H x W on `device`. On a CUDA device the gray
     and RGB JPEGs of the batch are decoded together there (nvjpeg, `torchvision.io.decode_jpeg`); everything
-    else, and everything on a CPU, as `decode_image_bytes` decodes it."""
+    else, and everything on a CPU, as `decode_stored` decodes it."""
     encoded = {i: it for i, it in enumerate(items) if isinstance(it, Encoded)}
-    out = {i: it.to(device) for i, it in enumerate(items) if not isinstance(it, Encoded)}
+    out = {i: it.to(device) for i, it in enumerate(items) if isinstance(it, Tensor)}
     jpegs = [i for i, it in encoded.items() if it.data[:3] == JPEG_MAGIC]
     if device.type == "cuda" and jpegs and decode_jpeg is not None:
         for i in jpegs:
@@ -106,9 +130,9 @@ def decode_batch(items: list[Encoded | Tensor], device: torch.device) -> list[Te
         except RuntimeError:  # one undecodable JPEG fails the batch: each is then decoded on the CPU, and named
             decoded = []
         out.update({i: image for i, image in zip(jpegs, decoded, strict=False) if image.shape[0] in (1, 3)})
-    for i, it in encoded.items():
+    for i, it in enumerate(items):
         if i not in out:
-            out[i] = decode_image_bytes(it.data, it.name).to(device)
+            out[i] = decode_stored(it).to(device)  # type: ignore[arg-type]
     return [out[i] for i in range(len(items))]
 
 
@@ -119,22 +143,3 @@ def image_tensor(im: Image.Image) -> Tensor:
         im = Image.fromarray((arr * 255.0 / max(arr.max(), 1.0)).astype(np.uint8))
     arr = np.asarray(im.convert("L" if im.mode in ("L", "LA", "1") else "RGB"), dtype=np.uint8)
     return torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)
-
-
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, recursively) and glob patterns, in a stable order."""
-    paths: list[Path] = []
-    for item in inputs:
-        matches = sorted(glob.glob(item)) if any(ch in item for ch in "*?[") else [item]
-        if not matches:
-            raise UserError(f"no file matches {item}")
-        for m in map(Path, matches):
-            if m.is_dir():
-                paths += sorted(p for p in m.rglob("*") if p.is_file() and is_image_file(p))
-            elif m.is_file():
-                paths.append(m)
-            else:
-                raise UserError(f"{m} does not exist")
-    if not paths:
-        raise UserError(f"no images found in {' '.join(inputs)}")
-    return paths

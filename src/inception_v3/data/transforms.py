@@ -2,15 +2,18 @@
 
 Train: distorted bounding-box crop (area range, aspect 3/4..4/3), resize, horizontal flip, color
 distortion. Eval: central crop of 0.875, resize. Then scale to [0, 1] and normalize with the
-mean/std the model's weights expect.
+mean/std the model's weights expect. `ModelInput` is that last step for evaluation, prediction and
+features: uint8 crops (any channel count) to the model's channels and input convention.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
@@ -73,3 +76,26 @@ def eval_transform(p: Preprocessing, channels: int) -> v2.Compose:
     mode = InterpolationMode(p.interpolation)
     return v2.Compose([CentralCrop(p.eval_crop), v2.Resize((p.size, p.size), interpolation=mode, antialias=True),
                        *_finish(p, channels)])  # fmt: skip
+
+
+def model_input(views: Tensor, in_chans: int, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """uint8 ... x C x H x W views -> float in the model's channel count (RGBA loses alpha; gray to RGB repeats,
+    RGB to gray averages) and normalization, on the views' device."""
+    x = views.float() / 255.0
+    if x.shape[-3] == 4:
+        x = x[..., :3, :, :]
+    if x.shape[-3] != in_chans:
+        x = x.mean(-3, keepdim=True) if in_chans == 1 else x[..., :1, :, :].expand(*x.shape[:-3], in_chans, *x.shape[-2:])
+    shape = (len(mean), 1, 1)
+    return (x - torch.tensor(mean, device=x.device).view(shape)) / torch.tensor(std, device=x.device).view(shape)
+
+
+class ModelInput(v2.Transform):
+    """`model_input` as a torchvision v2 transform."""
+
+    def __init__(self, in_chans: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.in_chans, self.mean, self.std = in_chans, tuple(mean), tuple(std)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return model_input(inpt, self.in_chans, self.mean, self.std)

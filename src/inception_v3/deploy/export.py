@@ -56,8 +56,12 @@ class PooledFeatures(nn.Module):
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
 
-def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], features: bool = False) -> dict[str, Any]:
-    """Write `model` in `fmt` to `output` (atomically); returns what was written and, for ONNX, the check."""
+def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], features: bool = False,
+                 overwrite: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Write `model` in `fmt` to `output` (atomically; an existing file only with `overwrite`); returns what was
+    written and, for ONNX, the check."""
+    if Path(output).exists() and not overwrite:
+        raise UserError(f"{output} exists; choose another path or pass `overwrite=True`")
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; valid values: {', '.join(FORMATS)}")
     net: nn.Module = fold_batchnorm(model)

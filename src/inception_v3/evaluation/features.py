@@ -1,113 +1,112 @@
-"""`inception-v3 features`: pooled 2048-d features of images (and the FID tools' 64/192/768 taps), with
-the preprocessing of the weights, batched, written atomically as .npz or .safetensors with the file names."""
+"""`features`: pooled 2048-d features (and the FID tools' 64/192/768 taps) of any source, with the weights'
+own single-crop preprocessing, through the network with batch norm folded and channels_last; returned as
+arrays, and written atomically as .npz or .safetensors with the image names (and labels and class names when
+the source has them)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torchvision.transforms import v2
 
-from ..data.datasets import indexed_images, stored_image
-from ..data.image_io import Encoded, decode_batch, expand_inputs
+from ..data.formats import open_images
+from ..data.image_io import Stored, decode_batch, decode_stored
+from ..deploy.fusion import fold_batchnorm
 from ..errors import UserError
-from ..models.inception import Inception3
+from ..models.inception import FEATURE_TAPS, pooled_taps
 from ..utils.devices import resolve_device
 from ..utils.io import atomic_write
-from ..utils.progress import progress_bar
-from .protocols import describe, load_members, single_crop_inputs
+from .extraction import Pipeline, extract
+from .members import load_members
 
-# The FID tools' feature taps (named by their width in the full model): the layer each one average-pools.
-TAPS = {64: "maxpool1", 192: "maxpool2", 768: "Mixed_6e", 2048: "Mixed_7c"}
 FORMATS = (".npz", ".safetensors")
 
 
-def check_taps(taps: Sequence[int]) -> None:
-    """Raise UserError for a tap the FID tools do not define."""
-    unknown = [t for t in taps if t not in TAPS]
+@dataclass
+class Features:
+    """Arrays by name (`features`: N x 2048, `taps_K`: N x K, `labels`), the image names, the class names."""
+
+    arrays: dict[str, np.ndarray]
+    names: list[str]
+    classes: list[str] | None
+    weights: str  # what was loaded, in one line
+    preprocessing: dict[str, Any]  # the single crop the weights expect
+
+
+def extract_features(weights: str, images: Any, taps: Sequence[int] = (), batch_size: int = 32,
+                     central_fraction: float | None = None, device: str = "auto", workers: int = 2,
+                     show_progress: bool = True, columns: tuple[str, str] = ("image", "label")) -> Features:  # fmt: skip
+    """Pooled features of every image of `images` (a source: `data.formats.open_source`), on `device` (cpu, cuda
+    or auto; JPEGs are decoded on a GPU there)."""
+    unknown = [t for t in taps if t not in FEATURE_TAPS]
     if unknown:
-        raise UserError(f"invalid feature tap {unknown[0]}; valid values: {', '.join(map(str, TAPS))}")
+        raise UserError(f"invalid feature tap {unknown[0]}; valid values: {', '.join(map(str, FEATURE_TAPS))}")
+    source = open_images(images, columns)
+    where = resolve_device(device)
+    (member,), _ = load_members([weights], central_fraction, where)
+    net = fold_batchnorm(member.model).eval().to(memory_format=torch.channels_last)  # type: ignore[arg-type]
+    wanted = [2048, *(t for t in taps if t != 2048)]
+    on_device = where.type == "cuda"
+    prepare = _keep if on_device else partial(_prepared, member.transform())
+    pipeline = Pipeline(prepare, partial(_taps, net, member.transform(), wanted, where, on_device))
+    got = extract(source, pipeline, batch_size, workers, desc="features", show_progress=show_progress)
+    arrays = {("features" if t == 2048 else f"taps_{t}"): got.arrays[str(t)] for t in wanted}
+    if source.labels is not None:
+        arrays["labels"] = source.labels[got.index]
+    names = [source.item_name(int(i)) for i in got.index]
+    classes = source.class_names() if source.labels is not None else None
+    return Features(arrays, names, classes, member.describe(), dict(member.view.__dict__))
 
 
-def pooled_taps(model: Inception3, x: Tensor, taps: Sequence[int]) -> dict[int, Tensor]:
-    """Spatially averaged outputs of the tapped layers: tap -> N x channels."""
-    check_taps(taps)
-    outputs = model.forward_intermediates(x, [TAPS[t] for t in taps])
-    return {t: torch.flatten(F.adaptive_avg_pool2d(outputs[TAPS[t]], 1), 1) for t in taps}
+def _keep(item: Stored) -> Stored:
+    return item
 
 
-def image_set(inputs: list[str], dataset: str = "files", split: str | None = None,
-              columns: tuple[str, str] = ("image", "label"),
-              ) -> tuple[list[str], Callable[[int], Encoded], list[int] | None, list[str] | None]:  # fmt: skip
-    """(names, reader of image i's bytes, labels, class names) of image files, folders and globs (`files`),
-    or of WebDataset shards / a Hugging Face split (`wds`/`hf`: `inputs` is the one folder or dataset and
-    `split` the shard pattern or split name); files have no labels."""
-    if dataset == "files":
-        paths = expand_inputs(inputs)
-        return [str(p) for p in paths], lambda i: Encoded.read(paths[i]), None, None
-    if len(inputs) != 1:
-        raise UserError(f"--dataset {dataset} reads one dataset (its folder or name), got {len(inputs)} inputs")
-    ds, classes = indexed_images(dataset, inputs[0], split, "--split", columns)
-    return [name for name, _ in ds.samples], partial(stored_image, ds), [y for _, y in ds.samples], classes
+def _prepared(transform: v2.Compose, item: Stored) -> Tensor:
+    return transform(decode_stored(item))
 
 
-@torch.no_grad()
-def extract_features(weights: str, inputs: list[str], output: str | os.PathLike[str], taps: Sequence[int] = (),
-                     batch_size: int = 32, central_fraction: float | None = None, overwrite: bool = False,
-                     show_progress: bool = True, device: str = "auto", dataset: str = "files",
-                     split: str | None = None, columns: tuple[str, str] = ("image", "label")
-                     ) -> dict[str, Any]:  # fmt: skip
-    """Write `features` (N x 2048) and `taps_<k>` (N x k) for every image, with the file names (and, for
-    shards and HF datasets, `labels` and the class names); the network runs on `device` (cpu, cuda or auto),
-    where JPEGs are decoded too on a GPU."""
+def _taps(net: nn.Module, transform: v2.Compose, taps: list[int], device: torch.device, on_device: bool,
+          items: list[Any]) -> dict[str, Tensor]:  # fmt: skip
+    x = torch.stack([transform(im) for im in decode_batch(items, device)] if on_device else items).to(device)
+    pooled = pooled_taps(net, x.contiguous(memory_format=torch.channels_last), taps)  # type: ignore[arg-type]
+    return {str(t): v.float() for t, v in pooled.items()}
+
+
+def write_features(features: Features, output: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """The arrays, the image names (`files`) and the class names, as .npz or .safetensors (metadata), atomically."""
+    out = check_output(output, overwrite)
+    if out.suffix == ".npz":
+        extra = {} if features.classes is None else {"classes": np.array(features.classes)}
+        arrays: dict[str, Any] = {"files": np.array(features.names), **extra, **features.arrays}
+        atomic_write(out, lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
+        return out
+    from safetensors.torch import save_file
+
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in features.arrays.items()}
+    meta = {"files": json.dumps(features.names), "weights": features.weights,
+            "preprocessing": json.dumps(features.preprocessing)}
+    if features.classes is not None:
+        meta["classes"] = json.dumps(features.classes)
+    atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return out
+
+
+def check_output(output: str | os.PathLike[str], overwrite: bool) -> Path:
+    """Refuse an output that cannot be written (before any work, and again when writing)."""
     out = Path(output)
     if out.suffix not in FORMATS:
-        raise UserError(f"--output must end in {' or '.join(FORMATS)}, got {out.name!r}")
+        raise UserError(f"`output` must end in {' or '.join(FORMATS)}, got {out.name!r}")
     if out.exists() and not overwrite:
-        raise UserError(f"{out} exists; choose another path or pass --overwrite")
-    if batch_size < 1:
-        raise UserError(f"invalid --batch-size {batch_size}: must be >= 1")
-    check_taps(taps)
-    files, read, labels, classes = image_set(inputs, dataset, split, columns)
-    where = resolve_device(device)
-    members, _ = load_members([weights], central_fraction, where)
-    member = members[0]
-    wanted = [2048, *(t for t in taps if t != 2048)]
-    arrays: dict[int, list[Tensor]] = {t: [] for t in wanted}
-    with progress_bar(total=len(files), desc="features", unit="img", disable=not show_progress) as bar:
-        for i in range(0, len(files), batch_size):
-            chunk = range(i, min(i + batch_size, len(files)))
-            x = single_crop_inputs(member.model, decode_batch([read(k) for k in chunk], where), member.view)
-            for t, v in pooled_taps(member.model, x, wanted).items():  # type: ignore[arg-type]
-                arrays[t].append(v.float().cpu())
-            bar.update(len(chunk))
-    tensors = {("features" if t == 2048 else f"taps_{t}"): torch.cat(v).contiguous() for t, v in arrays.items()}
-    if labels is not None:
-        tensors["labels"] = torch.tensor(labels, dtype=torch.int64)
-    if out.suffix == ".npz":
+        raise UserError(f"{out} exists; choose another path or pass `overwrite=True`")
+    return out
 
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                extra = {} if classes is None else {"classes": np.array(classes)}
-                arrays: dict[str, Any] = {**extra, **{k: v.numpy() for k, v in tensors.items()}}
-                np.savez(f, files=np.array(files), **arrays)
-    else:
-        from safetensors.torch import save_file
-
-        meta = {"files": json.dumps(files), "weights": str(weights), "preprocessing": json.dumps(member.view.__dict__)}
-        if classes is not None:
-            meta["classes"] = json.dumps(classes)
-
-        def write(tmp: str) -> None:
-            save_file(tensors, tmp, metadata=meta)
-
-    atomic_write(out, write)
-    return {"output": str(out), "images": len(files), "arrays": {k: list(v.shape) for k, v in tensors.items()},
-            "weights": describe(member)}  # fmt: skip

@@ -1,26 +1,31 @@
-"""`inception-v3 predict`: top-k labels for image files, using the class names stored with the weights."""
+"""`predict`: top-k labels of any source's images (files, folders, globs, shards, ...), with the class names
+stored with the weights."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..data.image_io import expand_inputs, read_image
+import torch
+
+from ..data.formats import open_images
 from ..utils.devices import resolve_device
-from .protocols import describe, load_members, predict_probs
+from .evaluate import probabilities
+from .extraction import extract
+from .members import load_members
 
 
-def predict(weights: list[str], inputs: list[str], top_k: int = 5, protocol: str = "single",
-            central_fraction: float | None = None, device: str = "auto"
-            ) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
-    """Top-k (label, probability) per image, and a line per model saying what was loaded; every input
-    is read before any weights are loaded or results returned."""
-    paths = expand_inputs(inputs)
-    images = [read_image(p) for p in paths]
-    members, classes = load_members(weights, central_fraction, resolve_device(device))
+def predict(weights: list[str], images: list[str] | Any, top_k: int = 5, protocol: str = "single",
+            central_fraction: float | None = None, device: str = "auto", workers: int = 0,
+            columns: tuple[str, str] = ("image", "label")) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+    """Top-k (label, probability) per image, and a line per model saying what was loaded. `images`: files,
+    folders and globs, or one source (`data.formats.open_images`)."""
+    source = open_images(images if isinstance(images, list) else [images], columns)
+    where = resolve_device(device)
+    members, classes = load_members(weights, central_fraction, where)
+    got = extract(source, probabilities(members, protocol, where), 32, workers, show_progress=False)
+    values, indices = torch.from_numpy(got.arrays["probs"]).topk(min(top_k, len(classes)))
     results = []
-    for path, image in zip(paths, images, strict=True):
-        probs = predict_probs(members, [image], protocol)[0]
-        top = probs.topk(min(top_k, len(classes)))
-        results.append({"image": str(path), "top": [{"label": classes[int(i)], "probability": float(p)}
-                                                   for p, i in zip(top.values, top.indices, strict=True)]})  # fmt: skip
-    return results, [describe(m) for m in members]
+    for i, probs, top in zip(got.index.tolist(), values.tolist(), indices.tolist(), strict=True):
+        labels = [{"label": classes[k], "probability": p} for p, k in zip(probs, top, strict=True)]
+        results.append({"image": source.item_name(i), "top": labels})
+    return results, [m.describe() for m in members]

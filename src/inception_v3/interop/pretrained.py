@@ -19,11 +19,11 @@ from torch import Tensor
 from ..errors import UserError, reason
 from ..models.config import InceptionConfig, get_config
 from ..models.inception import Inception3
+from ..utils.download import fetch_url
 from ..utils.io import atomic_write, atomic_write_text, load_torch_file
-from .download import fetch, fetch_url
 from .keras import read_keras_state_dict
 from .loading import AUX_KEYS, CLASSIFIER_KEYS, LoadReport, load_into
-from .registry import WeightsSpec, find_weights, list_weights
+from .registry import WeightsSpec, fetch, find_weights, list_weights
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -46,8 +46,20 @@ def save_pretrained(model: Inception3, directory: str | os.PathLike[str], classe
 
 
 def from_pretrained(weights: str | os.PathLike[str], **overrides: Any) -> Inception3:
-    """The model of `load_pretrained` without its report."""
+    """The model of `load_pretrained` without its report: an alias of `create_model(weights=weights)`."""
     return load_pretrained(weights, **overrides)[0]
+
+
+def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], preset: str = "inception_v3",
+            num_classes: int | None = None, overwrite: bool = False) -> LoadReport:  # fmt: skip
+    """Weights from any ecosystem (`load_pretrained`) saved in our format (`save_pretrained`) in `dst`."""
+    out = Path(dst)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out} is not empty; choose another folder or pass `overwrite=True`")
+    overrides = {"num_classes": num_classes} if num_classes is not None else {}
+    model, report = load_pretrained(src, preset=preset, **overrides)
+    save_pretrained(model, out, classes=report.classes, preprocessing=report.preprocessing)
+    return report
 
 
 def resolve_weights(weights: str | os.PathLike[str], progress: bool = True) -> tuple[Path, WeightsSpec | None]:

@@ -12,21 +12,14 @@ checks the recorded values against the libraries.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-
-HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")  # torch.hub's convention: name-<sha256 prefix>.ext
-
-
-def hash_prefix(url: str) -> str:
-    """The sha256 prefix a file name carries by torch.hub's convention (empty if it carries none)."""
-    match = HASH_SUFFIX.search(url.split("?", 1)[0])
-    return match.group(1) if match else ""
+from ..utils.download import MIRROR_ENV, cache_path, fetch_hub, fetch_url, hash_prefix
 
 
 @dataclass(frozen=True)
@@ -250,3 +243,41 @@ def get_weights(name: str) -> WeightsSpec:
         names = ", ".join(s.name for s in list_weights())
         raise UserError(f"unknown weights {name!r}; known weights: {names} (or give a file path or an http(s) URL)")
     return spec
+
+
+def fetch(spec: WeightsSpec, progress: bool = True) -> Path:
+    """The local file of named weights (from a mirror when INCEPTION_V3_MIRROR is set)."""
+    if spec.hf_repo:
+        return fetch_hub(spec.hf_repo, spec.hf_file, spec.sha256, progress)
+    url = spec.url
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        url = mirror.rstrip("/") + "/" + url.rsplit("/", 1)[-1]
+    return fetch_url(url, spec.sha256, spec.md5, progress)
+
+
+def cached_file(spec: WeightsSpec) -> Path | None:
+    """The cached file of named weights, if it has been downloaded (no network)."""
+    if spec.hf_repo:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(spec.hf_repo, spec.hf_file)
+        return Path(found) if isinstance(found, str) else None
+    path = cache_path(spec.url)
+    return path if path.is_file() else None
+
+
+def weights_table() -> list[dict[str, Any]]:
+    """Every named weights entry as plain data: source, file, checksum, accuracy, input, classes, cache state."""
+    rows: list[dict[str, Any]] = []
+    for w in list_weights():
+        cached = cached_file(w)
+        rows.append({"name": w.name, "aliases": list(w.aliases), "source": w.source, "description": w.description,
+                     "url": w.download_url, "file_size": w.file_size, "sha256": w.sha256, "md5": w.md5,
+                     "top1": w.top1, "top5": w.top5, "metrics_source": w.metrics_source,
+                     "preprocessing": {**w.preprocessing(), "mean": list(w.mean), "std": list(w.std)},
+                     "classes": f"{w.num_classes} ({'indices' if w.categories == 'index' else 'ImageNet-1k names'})",
+                     "classifier": w.has_classifier, "preset": w.preset,
+                     "cached": str(cached) if cached else None,
+                     "cached_size": cached.stat().st_size if cached else None})  # fmt: skip
+    return rows

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from .config import RECEPTIVE_FIELDS, InceptionConfig
+from .config import PRESETS, RECEPTIVE_FIELDS, InceptionConfig
 from .inception import Inception3
 from .layers import ConvBN
 
@@ -236,3 +236,14 @@ def format_summary(s: dict[str, Any]) -> str:
         f" 6 in Table 1), the Inception modules and the final linear layer, but not the grid reductions",
     ]
     return "\n".join(lines)
+
+
+def preset_table() -> list[dict[str, Any]]:
+    """Every preset with its description, parameters, input size, minimum input and config."""
+    rows = []
+    for preset in PRESETS.values():
+        model = Inception3(preset.config)
+        rows.append({"name": preset.name, "description": preset.description,
+                     "params": sum(p.numel() for p in model.parameters()), "input": preset.config.receptive_field,
+                     "min_input": model.min_size, "config": preset.config.to_dict()})  # fmt: skip
+    return rows

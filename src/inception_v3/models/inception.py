@@ -229,11 +229,20 @@ class Inception3(nn.Module):
         init_weights(self, only=CLASSIFIERS)
 
 
-def create_model(preset: str = "inception_v3", **overrides: Any) -> Inception3:
-    """Build a named preset (see `inception-v3 models`), with config field overrides."""
+def build_preset(preset: str = "inception_v3", **overrides: Any) -> Inception3:
+    """A named preset (`inception-v3 models`) with config field overrides and fresh weights. The public builders
+    that also load weights are `inception_v3.create_model` and `inception_v3.inception_v3`."""
     return Inception3(get_config(preset, **overrides))
 
 
-def inception_v3(num_classes: int = 1000, **overrides: Any) -> Inception3:
-    """The released Inception-v3 (23,834,568 parameters + 3,326,696 in the aux head at 1000 classes)."""
-    return create_model("inception_v3", num_classes=num_classes, **overrides)
+# The FID tools' feature taps, named by their width in the full model: the layer each one average-pools.
+FEATURE_TAPS = {64: "maxpool1", 192: "maxpool2", 768: "Mixed_6e", 2048: "Mixed_7c"}
+
+
+def pooled_taps(model: Inception3, x: Tensor, taps: Sequence[int]) -> dict[int, Tensor]:
+    """Spatially averaged outputs of the tapped layers (`FEATURE_TAPS`): tap -> N x channels."""
+    unknown = [t for t in taps if t not in FEATURE_TAPS]
+    if unknown:
+        raise ValueError(f"invalid feature tap {unknown[0]}; valid values: {', '.join(map(str, FEATURE_TAPS))}")
+    outputs = model.forward_intermediates(x, [FEATURE_TAPS[t] for t in taps])
+    return {t: torch.flatten(nn.functional.adaptive_avg_pool2d(outputs[FEATURE_TAPS[t]], 1), 1) for t in taps}

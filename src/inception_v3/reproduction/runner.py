@@ -11,6 +11,7 @@ interrupted `reproduce` resumes where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import time
@@ -26,6 +27,8 @@ from ..models.inception import Inception3
 from ..training.settings import TrainConfig
 from ..utils.io import atomic_write_text
 from .experiments import BUDGETS, EXPERIMENTS, Experiment, record_path, variant_runs
+
+log = logging.getLogger(__name__)
 
 
 def main_rank() -> bool:
@@ -68,19 +71,18 @@ def run_training(cfg: TrainConfig) -> dict[str, Any] | None:
     return result.final if result.finished else None
 
 
-def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: Path, data: dict[str, Any],
-                   log: Any = print) -> bool:  # fmt: skip
+def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: Path, data: dict[str, Any]) -> bool:
     """Run every missing run of one experiment; False if a run was interrupted (rerun to resume)."""
     exp = EXPERIMENTS[name]
     if exp.crops:
-        return run_crops(exp, budget, seeds, out_dir, records, data, log)
+        return run_crops(exp, budget, seeds, out_dir, records, data)
     for variant in exp.variants:
         for run_id, (cfg,) in variant_runs(exp, variant, budget, seeds, out_dir, data):
             path = record_path(records, budget, run_id)
             if path.exists():
-                log(f"[{name}] {variant.name}, seed {cfg.seed}: done ({path})")
+                log.info(f"[{name}] {variant.name}, seed {cfg.seed}: done ({path})")
                 continue
-            log(f"[{name}] {variant.name}, seed {cfg.seed}: training {cfg.out_dir}/{cfg.name}")
+            log.info(f"[{name}] {variant.name}, seed {cfg.seed}: training {cfg.out_dir}/{cfg.name}")
             final = run_training(cfg)
             if final is None:
                 return False
@@ -89,17 +91,17 @@ def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: P
     return True
 
 
-def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: Path, data: dict[str, Any],
-              log: Any) -> bool:  # fmt: skip
+def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: Path, data: dict[str, Any]) -> bool:
     """Evaluate the source variant's best checkpoints (trained first if missing) under each crop protocol."""
-    from ..evaluation.protocols import run_evaluation
+    from ..data.formats import default_splits, open_split
+    from ..evaluation.evaluate import run_evaluation
 
     source_exp = next(e for e in EXPERIMENTS.values() if any(v.name == exp.source for v in e.variants))
     needed = [i for v in source_exp.variants if v.name == exp.source
               for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data)]  # fmt: skip
     if not all(record_path(records, budget, i).exists() for i in needed):
-        log(f"[{exp.name}] training the {exp.source} runs of {source_exp.name} first")
-        if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data, log):
+        log.info(f"[{exp.name}] training the {exp.source} runs of {source_exp.name} first")
+        if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data):
             return False
     limit = BUDGETS[budget]["crop_images"]
     for variant in exp.variants:
@@ -108,9 +110,9 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
             ids = [c.name for c in group]
             path = record_path(records, budget, run_id)
             if path.exists():
-                log(f"[{exp.name}] {variant.name} of {', '.join(ids)}: done ({path})")
+                log.info(f"[{exp.name}] {variant.name} of {', '.join(ids)}: done ({path})")
                 continue
-            log(f"[{exp.name}] {variant.name} of {', '.join(ids)}")
+            log.info(f"[{exp.name}] {variant.name} of {', '.join(ids)}")
             started = time.time()
             ckpts = [str(Path(c.out_dir) / c.name / "best.pt") for c in group]
             missing = [p for p in ckpts if not Path(p).exists()]
@@ -119,9 +121,10 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
                     f"{missing[0]} is missing (its run record exists but the checkpoint was removed); "
                     f"delete {record_path(records, budget, Path(missing[0]).parent.name)} to retrain"
                 )
-            result = run_evaluation(ckpts, *evaluation_data(group[0]), protocol, None, limit,
-                                    central_fraction=group[0].eval_crop, split=group[0].val_split,
-                                    columns=(group[0].image_column, group[0].label_column))  # fmt: skip
+            val = open_split(group[0].dataset, group[0].data_dir, group[0].val_split or default_splits(
+                group[0].dataset, group[0].data_dir)[1], (group[0].image_column, group[0].label_column))
+            result = run_evaluation(ckpts, val, protocol, limit=limit, central_fraction=group[0].eval_crop,
+                                    show_progress=False)  # fmt: skip
             record = {"kind": "crops", "variant": variant.name, "protocol": protocol, "members": ids,
                       "seed": group[0].seed if len(group) == 1 else None, "seconds": time.time() - started,
                       "final": {"ema": {k: result[k] for k in ("n", "top1", "top5", "ece")}}}  # fmt: skip
@@ -130,39 +133,44 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
     return True
 
 
-def evaluation_data(cfg: TrainConfig) -> tuple[str, str | None]:
-    """(dataset, data) that `run_evaluation` reads a run's validation images from: an image folder's val/,
-    the shards' folder or the HF dataset (with the run's --val-split), or Fashion-MNIST's test split."""
-    if cfg.dataset == "imagefolder" and cfg.data_dir:
-        return cfg.dataset, str(Path(cfg.data_dir) / "val")
-    return cfg.dataset, cfg.data_dir
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(data, indent=1))
 
 
-def reproduce(experiments: list[str], budget: str, seeds: int, out_dir: Path, records: Path, report: Path,
-              data: dict[str, Any]) -> bool:  # fmt: skip
-    """Run the experiments' missing runs, then rebuild the report; False if interrupted."""
+def reproduce(experiments: list[str], budget: str = "cpu", seeds: int = 3, out_dir: str | Path = "runs/reproduce",
+              records: str | Path | None = None, report: str | Path | None = None, data: dict[str, Any] | None = None,
+              report_only: bool = False) -> Path | None:  # fmt: skip
+    """Run the experiments' missing runs (their records in `records`, default OUT_DIR/records), then rebuild the
+    report (default OUT_DIR/reproduction.md) and return its path; None if a run was interrupted (run the same
+    again to resume). `report_only`: rebuild the report from the records, run nothing."""
     from .report import write_report
 
+    out = Path(out_dir)
+    records_dir = Path(records) if records else out / "records"
+    report_path = Path(report) if report else out / "reproduction.md"
+    data = data or {}
+    if report_only:
+        if not records_dir.is_dir():
+            raise UserError(f"no run records in {records_dir}; run `inception-v3 reproduce EXPERIMENT` first")
+        write_report(records_dir, report_path)
+        return report_path
+    if not experiments:
+        raise UserError(f"name at least one experiment: {', '.join(EXPERIMENTS)}")
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise UserError(f"unknown experiment {unknown[0]!r}; valid experiments: {', '.join(EXPERIMENTS)}")
     if budget not in BUDGETS:
         raise UserError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")
     if seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {seeds}")
+        raise UserError(f"`seeds` must be at least 1, got {seeds}")
     if budget == "paper" and not data.get("data_dir"):
-        raise UserError("the paper budget trains on ImageNet: pass --data-dir (train/ and val/ class folders, or "
-                        "shards with --dataset wds, or a dataset with --dataset hf)")  # fmt: skip
+        raise UserError("the paper budget trains on ImageNet: give `data_dir` (train/ and val/ class folders, shards "
+                        "with `dataset` wds, or a dataset with `dataset` hf)")  # fmt: skip
     for name in experiments:
-        if not run_experiment(name, budget, seeds, out_dir, records, data):
-            print("interrupted; run the same command again to resume (finished runs are kept)", flush=True)
-            return False
+        if not run_experiment(name, budget, seeds, out, records_dir, data):
+            log.info("interrupted; run the same command again to resume (finished runs are kept)")
+            return None
     if main_rank():
-        write_report(records, report)
-        print(f"report: {report}", flush=True)
-    return True
+        write_report(records_dir, report_path)
+    return report_path

@@ -16,6 +16,7 @@ norms stay on the device and are read only on logging steps (every `LOG_EVERY`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ..data.datasets import BadSample, build_datasets
+from ..data.datasets import build_datasets, split_sources
+from ..data.image_io import BadSample
 from ..data.transforms import Preprocessing
 from ..errors import UserError
 from ..evaluation.metrics import evaluate
@@ -60,6 +62,7 @@ from .settings import TrainConfig
 from .signals import StopRequest
 
 LOG_EVERY = 10
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,6 +70,8 @@ class TrainData:
     train: Dataset  # SeededSamples: augmentation seeded per (seed, epoch, index)
     val: Dataset
     classes: list[str]
+    channels: int  # of the model's input: 1 for gray data trained as gray (`gray` "in_chans"), else 3
+    name: str  # where the training images come from
     global_batch: int
     steps_per_epoch: int
     total_steps: int
@@ -113,7 +118,7 @@ def train(cfg: TrainConfig, resume: str = "no", overwrite: bool = False) -> Trai
     checkpoint; "auto": if it has one, else from the start); returns where it stopped and the metrics."""
     d = setup_distributed(cfg.device)
     if cfg.amp == "fp16" and d.device.type != "cuda":
-        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 or none on the CPU")
+        raise UserError("`amp='fp16'` needs a CUDA device; use `amp='bf16'` or `amp='none'` on the CPU")
     rd = prepare_run_dir(cfg, resume, overwrite, d)
     with removed_if_failed_early(rd, d):
         torch.manual_seed(cfg.seed)
@@ -203,8 +208,8 @@ def train_step(run: Run, x: Tensor, y: Tensor, stop_requested: bool) -> bool:
         if cfg.on_nonfinite == "stop":
             raise UserError(
                 f"non-finite loss ({float(loss.detach())}) or gradient norm ({float(grad_norm.detach())}) at step "
-                f"{run.step + 1}; the weights and their running average were not updated. Lower --lr, "
-                f"use --amp none, or pass --on-nonfinite skip"
+                f"{run.step + 1}; the weights and their running average were not updated. Lower `lr`, "
+                f"use `amp='none'`, or pass `on_nonfinite='skip'`"
             )
         run.skipped_nonfinite += 1
     elif not overflow:
@@ -240,11 +245,8 @@ def end_of_epoch(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     run.log.log(record)
     if run.d.main:
-        print(
-            f"epoch {record['epoch']:5.2f}  step {run.step}  loss {train_loss:.3f}  val top-1 {raw['top1']:.4f}  "
-            f"averaged {avg['top1']:.4f}  ({rate:.0f} img/s)",
-            flush=True,
-        )
+        log.info(f"epoch {record['epoch']:5.2f}  step {run.step}  loss {train_loss:.3f}  val top-1 {raw['top1']:.4f}  "
+                 f"averaged {avg['top1']:.4f}  ({rate:.0f} img/s)")  # fmt: skip
     save(run, best=improved)
     return avg, raw
 
@@ -264,20 +266,15 @@ def finish(run: Run, metrics: tuple[dict[str, Any], dict[str, Any]] | None) -> T
     if run.d.main:
         atomic_write_text(run.run_dir / "final.json", json.dumps(final, indent=2))
         write_report(run.run_dir)
-        print(
-            f"done: top-1 {avg['top1']:.4f} (averaged weights), {raw['top1']:.4f} (raw); "
-            f"report in {run.run_dir / 'report.md'}",
-            flush=True,
-        )
+        log.info(f"done: top-1 {avg['top1']:.4f} (averaged weights), {raw['top1']:.4f} (raw); report in "
+                 f"{run.run_dir / 'report.md'}")  # fmt: skip
     run.log.close()
     return TrainResult(run.run_dir, run.step, finished=True, final=final)
 
 
 def stopped(run: Run, stop: StopRequest) -> TrainResult:
     if run.d.main:
-        print(
-            f"stopped by signal {stop.signal} at step {run.step}; checkpoint saved. Continue with --resume", flush=True
-        )
+        log.info(f"stopped by signal {stop.signal} at step {run.step}; checkpoint saved. Continue with `resume`")
     run.log.close()
     return TrainResult(run.run_dir, run.step, finished=False)
 
@@ -285,7 +282,7 @@ def stopped(run: Run, stop: StopRequest) -> TrainResult:
 # ----------------------------------------------------------------------------- setting up
 @dataclass
 class Start:
-    """What a run starts from: the recipe's preset from scratch, or pretrained weights (`--init-from`)."""
+    """What a run starts from: the recipe's preset from scratch, or pretrained weights (`init_from`)."""
 
     model: Inception3 | None = None
     report: LoadReport | None = None
@@ -301,9 +298,11 @@ def starting_point(cfg: TrainConfig) -> Start:
 def load_data(cfg: TrainConfig, d: Dist, start: Start) -> TrainData:
     """The data sets with the Inception preprocessing at the model's input size and in the input convention
     of its weights (channels, mean/std, interpolation), and the step counts."""
+    train_src, val_src, names = split_sources(cfg.dataset, cfg.data_dir, cfg.train_split, cfg.val_split,
+                                              (cfg.image_column, cfg.label_column))  # fmt: skip
     if start.model is None:
-        channels, interpolation = data_channels(cfg), "bilinear"
-        size = cfg.receptive_field or get_config(cfg.preset).receptive_field
+        channels = 1 if train_src.channels == 1 and val_src.channels == 1 and cfg.gray == "in_chans" else 3
+        size, interpolation = cfg.receptive_field or get_config(cfg.preset).receptive_field, "bilinear"
         mean, std = (0.5,) * channels, (0.5,) * channels
     else:
         mc = start.model.config
@@ -311,16 +310,14 @@ def load_data(cfg: TrainConfig, d: Dist, start: Start) -> TrainData:
         interpolation = start.report.preprocessing.get("interpolation", "bilinear") if start.report else "bilinear"
     prep = Preprocessing(size=size, crop_area=(cfg.crop_area_min, 1.0), color_distortion=cfg.color_distortion,
                          eval_crop=cfg.eval_crop, mean=mean, std=std, interpolation=interpolation)  # fmt: skip
-    splits = build_datasets(cfg.dataset, cfg.data_dir, prep, channels, cfg.train_subset, cfg.val_subset, cfg.classes,
-                            cfg.train_split, cfg.val_split, cfg.image_column, cfg.label_column)  # fmt: skip
+    splits = build_datasets(train_src, val_src, names, prep, channels, cfg.train_subset, cfg.val_subset, cfg.classes)
     global_batch = cfg.batch_size * d.world
     steps_per_epoch = len(splits.train) // global_batch  # type: ignore[arg-type]
     if steps_per_epoch == 0:
         raise UserError(f"{len(splits.train)} training images are fewer than one global batch of {global_batch}")  # type: ignore[arg-type]
     total = max(1, round(cfg.epochs * steps_per_epoch))
-    return TrainData(
-        SeededSamples(splits.train, cfg.seed), splits.val, splits.classes, global_batch, steps_per_epoch, total
-    )
+    return TrainData(SeededSamples(splits.train, cfg.seed), splits.val, splits.classes, channels, train_src.name,
+                     global_batch, steps_per_epoch, total)  # fmt: skip
 
 
 def build_model(cfg: TrainConfig, num_classes: int, channels: int) -> Inception3:
@@ -331,17 +328,13 @@ def build_model(cfg: TrainConfig, num_classes: int, channels: int) -> Inception3
     return Inception3(get_config(cfg.preset, num_classes=num_classes, in_chans=channels, **norm, **overrides))
 
 
-def data_channels(cfg: TrainConfig) -> int:
-    return 1 if cfg.dataset == "fashion-mnist" and cfg.gray == "in_chans" else 3
-
-
 def build_run(cfg: TrainConfig, d: Dist, run_dir: Path, data: TrainData, start: Start) -> Run:
     """Model (the preset, or the pretrained one with new classifiers when the classes differ), running
     average, optimizer (weight decay off BN and biases; pretrained layers at `pretrained_lr_scale`) and
     gradient scaler."""
     new: tuple[str, ...] = ()
     if start.model is None:
-        model = build_model(cfg, len(data.classes), data_channels(cfg))
+        model = build_model(cfg, len(data.classes), data.channels)
     else:
         model = start.model
         if start.report is None or start.report.classes != data.classes:
@@ -424,18 +417,15 @@ def announce(run: Run) -> None:
         ),
     )
     params = sum(p.numel() for p in run.model.parameters())
-    print(
-        f"training {cfg.preset} ({params:,} params) on {cfg.dataset}: {len(data.train):,} images, "  # type: ignore[arg-type]
-        f"{data.total_steps:,} steps of {data.global_batch} on {d.world} x {d.device.type}, writing {run.run_dir}",
-        flush=True,
-    )
+    log.info(f"training {cfg.preset} ({params:,} params) on {data.name}: {len(data.train):,} images, "  # type: ignore[arg-type]
+             f"{data.total_steps:,} steps of {data.global_batch} on {d.world} x {d.device.type}, writing {run.run_dir}")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- during the loop
 def note_bad_images(run: Run, bad: list[BadSample]) -> None:
-    """Unreadable images: stop naming the first, or (with --skip-bad-images) count each file once."""
+    """Unreadable images: stop naming the first, or (with `skip_bad_images`) count each file once."""
     if bad and not run.cfg.skip_bad_images:
-        raise UserError(f"cannot decode image {bad[0].path}: fix or remove it, or pass --skip-bad-images")
+        raise UserError(f"cannot decode image {bad[0].path}: fix or remove it, or pass `skip_bad_images=True`")
     for b in bad:
         if b.path not in run.bad_images:
             run.bad_images.append(b.path)
@@ -525,14 +515,14 @@ def save(run: Run, best: bool = False) -> None:
         reason = exc.strerror or str(exc)
         raise UserError(
             f"cannot write a checkpoint of step {run.step} in {run.run_dir}: {reason}; the previous checkpoint "
-            f"is intact: free space and continue with --resume auto"
+            f"is intact: free space and continue with `resume='auto'`"
         ) from None
 
 
 def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
     """Continue from a checkpoint of this run (`state`, read from `path`)."""
     if run.d.main:
-        print(f"resuming {run.run_dir} from {path.name} (step {state['step']})", flush=True)
+        log.info(f"resuming {run.run_dir} from {path.name} (step {state['step']})")
     if state.get("classes") != run.data.classes:
         raise UserError(
             f"the checkpoint in {run.run_dir} has {len(state.get('classes', []))} classes but the data "
@@ -545,8 +535,8 @@ def restore(run: Run, path: Path, state: dict[str, Any]) -> None:
     except ValueError:  # parameter groups of another layout (another version, or other frozen layers)
         raise UserError(
             f"the optimizer state in {path} has other parameter groups than this run builds (written by another "
-            f"version, or with other --freeze-until / --aux-weight settings); resume with the settings it was "
-            f"written with, or start again with --overwrite"
+            f"version, or with other `freeze_until` / `aux_weight` settings); resume with the settings it was "
+            f"written with, or start again with `overwrite=True`"
         ) from None
     if run.scaler is not None and state["scaler"]:
         run.scaler.load_state_dict(state["scaler"])

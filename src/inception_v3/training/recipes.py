@@ -4,6 +4,8 @@ Fashion-MNIST. Each is a set of `TrainConfig` values; every one can be overridde
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 from .settings import TrainConfig
@@ -71,3 +73,20 @@ def get_recipe(recipe: str, **overrides: Any) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown training setting(s) {', '.join(unknown)}")
     return TrainConfig(**{**RECIPES[recipe][1], **given})
+
+
+def resume_config(recipe: str, resume: str = "no", **overrides: Any) -> TrainConfig:
+    """The settings of a launch: the recipe with `overrides`; when resuming (`resume` "yes" or "auto"), the run's
+    own saved settings (config.json) with the overrides given now on top."""
+    cfg = get_recipe(recipe, **overrides)
+    if resume == "no":
+        return cfg
+    try:
+        saved = json.loads((Path(cfg.out_dir) / cfg.name / "config.json").read_text())["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return cfg
+    if not isinstance(saved, dict):
+        return cfg
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return TrainConfig(**{**{k: v for k, v in saved.items() if k in known}, **given})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +20,8 @@ from .distributed import Dist
 from .settings import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "report.md", "checkpoints", "best.pt", "final.json", "plots", "tb")
+
+log = logging.getLogger(__name__)
 
 
 RESUME_MODES = ("no", "yes", "auto")
@@ -40,28 +42,28 @@ def prepare_run_dir(cfg: TrainConfig, resume: str, overwrite: bool, d: Dist) -> 
     checkpoint (or fail); "auto": continue if there is one, else start; "no": start, refusing to touch
     another run's files unless `overwrite`. Temp files of killed writes are removed first."""
     if resume not in RESUME_MODES:
-        raise UserError(f"invalid --resume {resume!r}; valid values: {', '.join(RESUME_MODES)}")
+        raise UserError(f"invalid `resume` {resume!r}; valid values: {', '.join(RESUME_MODES)}")
     run_dir = Path(cfg.out_dir) / cfg.name
     if d.main:
         stale = remove_stale_temp_files(run_dir) + remove_stale_temp_files(run_dir / "checkpoints")
         if stale:
-            _say(f"removed {len(stale)} temporary file(s) of an interrupted write in {run_dir}")
+            log.warning(f"removed {len(stale)} temporary file(s) of an interrupted write in {run_dir}")
     if d.world > 1:
         dist.barrier()
     found = None
     if resume != "no":
         # read to the CPU: load_state_dict moves weights to the model's device, and the generators' states
         # must stay CPU tensors (torch.set_rng_state takes nothing else)
-        found = latest_good_checkpoint(run_dir, map_location="cpu", warn=_say if d.main else lambda _: None)
+        found = latest_good_checkpoint(run_dir, map_location="cpu", warn=log.warning if d.main else lambda _: None)
         damaged = bool(step_checkpoints(run_dir)) if found is None else False
         if found is None and (resume == "yes" or damaged):
             what = "every checkpoint is damaged" if damaged else "it has no checkpoints"
-            raise UserError(f"nothing to resume in {run_dir}: {what}; start again with --overwrite"
-                            + ("" if damaged else " or use --resume auto"))  # fmt: skip
+            raise UserError(f"nothing to resume in {run_dir}: {what}; start again with `overwrite=True`"
+                            + ("" if damaged else " or use `resume='auto'`"))  # fmt: skip
     existing = [f for f in RUN_FILES if (run_dir / f).exists()]
     if found is None and existing and not (overwrite or resume == "auto"):
         raise UserError(f"{run_dir} already holds a run ({', '.join(existing)}); "
-                        f"pass --resume to continue it or --overwrite to replace it")  # fmt: skip
+                        f"pass `resume='yes'` to continue it or `overwrite=True` to replace it")  # fmt: skip
     created = not run_dir.exists()
     if found is None and existing and d.main:  # --overwrite, or --resume auto over a run that never checkpointed
         for f in existing:
@@ -92,10 +94,6 @@ def removed_if_failed_early(rd: RunDir, d: Dist) -> Iterator[None]:
         if d.main and rd.created and not step_checkpoints(rd.path):
             shutil.rmtree(rd.path, ignore_errors=True)
         raise
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 class Logger:

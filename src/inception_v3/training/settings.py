@@ -1,5 +1,5 @@
 """`TrainConfig`: every setting a training run depends on, each with its help line, the paper's value
-where it has one, and the values it accepts, checked in one place (`TrainConfig.validate`).
+where it has one, and the values it accepts (`utils.settings`), checked in one place (`TrainConfig.validate`).
 
 The command line builds one `train` option per field from this metadata (type, choices, help), and a
 run saves the resolved config as config.json and in every checkpoint.
@@ -8,41 +8,14 @@ run saves the resolved config as config.json and in every checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import re
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..data.formats import FORMATS
 from ..models.config import PRESETS, RECEPTIVE_FIELDS
 from ..models.inception import TRUNK
 from ..utils.precision import AMP_MODES
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None, low: float | None = None,
-            high: float | None = None, low_open: bool = False, high_open: bool = False,
-            paper: Any = None, name_like: bool = False) -> Any:  # fmt: skip
-    """A field with its documentation and allowed values: `choices`, or a range [low, high] (open ends
-    with low_open/high_open); `name_like` asks for a plain file name."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open,
-            "high_open": high_open, "paper": paper, "name_like": name_like}  # fmt: skip
-    return field(default=default, metadata=meta)
-
-
-def allowed(meta: Mapping[str, Any]) -> str:
-    """What a field accepts, in words (for messages and help)."""
-    if meta["choices"]:
-        return "one of " + ", ".join(map(str, meta["choices"]))
-    parts = []
-    if meta["low"] is not None:
-        parts.append(f"{'>' if meta['low_open'] else '>='} {meta['low']:g}")
-    if meta["high"] is not None:
-        parts.append(f"{'<' if meta['high_open'] else '<='} {meta['high']:g}")
-    if meta["name_like"]:
-        parts.append("a plain folder name (letters, digits, . _ + -)")
-    return " and ".join(parts) or "any value"
+from ..utils.settings import check_fields, setting
 
 
 @dataclass
@@ -65,9 +38,10 @@ class TrainConfig:
     # data
     dataset: str = setting(
         "imagefolder",
-        "fashion-mnist (Debian's files), imagefolder (DATA_DIR/train, /val), wds (WebDataset tar shards in "
-        "DATA_DIR) or hf (a Hugging Face dataset: DATA_DIR is a hub name, a save_to_disk folder or Parquet files)",
-        choices=("fashion-mnist", "imagefolder", "wds", "hf"),
+        "the data's format: "
+        + "; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items())
+        + " (a spec in DATA_DIR, such as hf:NAME, brings its own)",
+        choices=tuple(FORMATS),
     )
     data_dir: str | None = setting(None, "data folder (default for fashion-mnist: Debian's); hf: the dataset")
     train_split: str | None = setting(
@@ -163,55 +137,10 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Check every field against its metadata; the message names the option, the value and what is allowed."""
-        hints = typing.get_type_hints(TrainConfig)
-        for f in dataclasses.fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            base, optional = field_type(hints[f.name])
-            option = "--" + f.name.replace("_", "-")
-            if value is None and optional:
-                continue
-            if not _has_type(value, base):
-                raise ValueError(f"invalid {option} {value!r}: expected {base.__name__}")
-            bad = (meta["choices"] is not None and value not in meta["choices"]) or _out_of_range(value, meta)
-            if meta["name_like"] and not _NAME.match(str(value)):
-                bad = True
-            if bad:
-                if meta["choices"]:
-                    raise ValueError(
-                        f"invalid {option} {value!r}; valid values: {', '.join(map(str, meta['choices']))}"
-                    )
-                raise ValueError(f"invalid {option} {value!r}: must be {allowed(meta)}")
-
+        """Every field against its metadata (`check_fields`), then the settings that only work together."""
+        check_fields(self)
         if not self.init_from and (self.freeze_until or self.freeze_bn):
-            raise ValueError("--freeze-until and --freeze-bn act on pretrained weights; give them with --init-from")
+            raise ValueError("`freeze_until` and `freeze_bn` act on pretrained weights; give them with `init_from`")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def field_type(hint: Any) -> tuple[type, bool]:
-    """(the base type, whether None is allowed) of a field's annotation."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        return next(a for a in args if a is not type(None)), True
-    return hint, False
-
-
-def _has_type(value: Any, base: type) -> bool:
-    if base is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if base is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, base)
-
-
-def _out_of_range(value: Any, meta: Mapping[str, Any]) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    if value != value:  # NaN
-        return True
-    low, high = meta["low"], meta["high"]
-    return (low is not None and (value <= low if meta["low_open"] else value < low)) or (
-        high is not None and (value >= high if meta["high_open"] else value > high)
-    )

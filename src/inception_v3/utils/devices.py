@@ -18,13 +18,13 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"invalid --device {name!r}; valid values: {', '.join(DEVICES)}") from None
+        raise UserError(f"invalid `device` {name!r}; valid values: {', '.join(DEVICES)}") from None
     if device.type not in ("cpu", "cuda"):
-        raise UserError(f"invalid --device {name!r}; valid values: {', '.join(DEVICES)}")
+        raise UserError(f"invalid `device` {name!r}; valid values: {', '.join(DEVICES)}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} was asked for but no CUDA device is available; use --device cpu")
+        raise UserError(f"`device={name!r}` was asked for but no CUDA device is available; use `device='cpu'`")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: there is no such GPU ({torch.cuda.device_count()} visible: cuda:0 to "
+        raise UserError(f"`device={name!r}`: there is no such GPU ({torch.cuda.device_count()} visible: cuda:0 to "
                         f"cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
     return device
 

@@ -11,6 +11,7 @@ numbers equal its tool's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,43 +25,51 @@ from ..errors import UserError
 SIZE = 299
 
 
+def prepare_pytorch_fid(image: Tensor) -> Tensor:
+    """pytorch-fid: [0, 1] floats, `F.interpolate` bilinear (align_corners=False) to 299, then 2x - 1."""
+    x = image.permute(2, 0, 1)[None].float() / 255.0
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    return (2 * x - 1)[0]
+
+
+def prepare_torch_fidelity(image: Tensor) -> Tensor:
+    """torch-fidelity: TensorFlow 1's bilinear resize of the uint8 values in float32, then (x - 128) / 128."""
+    x = image.permute(2, 0, 1)[None].to(torch.float32)
+    return ((tf1_bilinear(x, SIZE) - 128) / 128)[0]
+
+
+def prepare_clean_fid(image: Tensor) -> Tensor:
+    """clean-fid: PIL's bicubic per float channel (on the CPU), clipped, not quantized, then (x - 128) / 128."""
+    x = torch.from_numpy(clean_resize(image.cpu().numpy())).permute(2, 0, 1).to(image.device)
+    return (x - 128) / 128
+
+
 @dataclass(frozen=True)
 class Convention:
     """A tool's preprocessing and the numerical choices of its metrics."""
 
     name: str
+    prepare: Callable[[Tensor], Tensor]  # an H x W x 3 uint8 RGB image -> the network's 3 x 299 x 299 float32 input
+    resizes_on_device: bool  # whether `prepare` is tensor arithmetic that runs where the image is (a GPU too)
     fid_trace: str  # "sqrtm": scipy's matrix square root; "eig": the sum of the product's eigenvalues' roots
     mean_dtype: str  # the dtype of the feature mean (the tools differ: float64 or float32)
     kid_style: str  # whose KID arithmetic: "torch-fidelity" or "clean-fid" (pytorch-fid has no KID)
-
-    @property
-    def resizes_on_device(self) -> bool:
-        """Whether the resize is tensor arithmetic (runs where the image is: on a GPU too); clean-fid's is PIL."""
-        return self.name != "clean-fid"
-
-    def prepare(self, image: Tensor) -> Tensor:
-        """An H x W x 3 uint8 RGB image (on any device) -> the network's 3 x 299 x 299 float32 input there."""
-        if self.name == "pytorch-fid":
-            x = image.permute(2, 0, 1)[None].float() / 255.0
-            x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
-            return (2 * x - 1)[0]
-        if self.name == "torch-fidelity":
-            x = image.permute(2, 0, 1)[None].to(torch.float32)
-            return ((tf1_bilinear(x, SIZE) - 128) / 128)[0]
-        x = torch.from_numpy(clean_resize(image.cpu().numpy())).permute(2, 0, 1).to(image.device)
-        return (x - 128) / 128
+    description: str = ""
 
 
-CONVENTIONS = {
-    "pytorch-fid": Convention("pytorch-fid", "sqrtm", "float64", "torch-fidelity"),
-    "torch-fidelity": Convention("torch-fidelity", "eig", "float32", "torch-fidelity"),
-    "clean-fid": Convention("clean-fid", "sqrtm", "float32", "clean-fid"),
-}
+CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
+    Convention("torch-fidelity", prepare_torch_fidelity, True, "eig", "float32", "torch-fidelity",
+               "TensorFlow 1's bilinear on uint8, (x - 128) / 128; torch-fidelity's numbers"),
+    Convention("clean-fid", prepare_clean_fid, False, "sqrtm", "float32", "clean-fid",
+               "PIL bicubic per float channel, (x - 128) / 128; clean-fid's 'clean' mode"),
+    Convention("pytorch-fid", prepare_pytorch_fid, True, "sqrtm", "float64", "torch-fidelity",
+               "F.interpolate bilinear on [0, 1], 2x - 1; pytorch-fid's numbers"),
+)}  # fmt: skip
 
 
 def get_convention(name: str) -> Convention:
     if name not in CONVENTIONS:
-        raise UserError(f"unknown convention {name!r}; valid values: {', '.join(CONVENTIONS)}")
+        raise UserError(f"unknown `convention` {name!r}; valid values: {', '.join(CONVENTIONS)}")
     return CONVENTIONS[name]
 
 

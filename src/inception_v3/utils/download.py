@@ -1,4 +1,4 @@
-"""Downloading weights with the libraries made for it, into the standard caches.
+"""The one download module: files fetched with the libraries made for it, into the standard caches.
 
 - Plain files (torchvision, Keras, the FID network, any http(s) URL): torch.hub's
   `download_url_to_file` (progress bar) into `$TORCH_HOME/hub/checkpoints`. The file is downloaded
@@ -10,15 +10,18 @@
   first without touching the network; after a download, the file's sha256 is checked against the
   hub's own record (the blob's name) before it is used, and a file that fails is removed from the
   cache. `HF_ENDPOINT` points the hub client at a mirror.
+- WebDataset shards by URL (`https://`, `pipe:COMMAND`, any scheme of webdataset's openers): fetched once
+  into `$INCEPTION_V3_CACHE/wds-shards`, since reading them by index needs random access (`fetch_remote`).
 A download that fails names the URL and says where to put the file by hand.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import logging
 import os
 import re
-import sys
 import uuid
 from http.client import HTTPException
 from pathlib import Path
@@ -27,12 +30,19 @@ from urllib.error import URLError
 import torch
 
 from ..errors import UserError, reason
-from ..utils.io import refuse_if_tampered
-from ..utils.progress import on_terminal
-from .registry import WeightsSpec, hash_prefix
+from .io import cache_root, refuse_if_tampered
+from .progress import on_terminal, progress_bar
 
+log = logging.getLogger(__name__)
 MIRROR_ENV = "INCEPTION_V3_MIRROR"
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+HASH_SUFFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")  # torch.hub's convention: name-<sha256 prefix>.ext
+
+
+def hash_prefix(url: str) -> str:
+    """The sha256 prefix a file name carries by torch.hub's convention (empty if it carries none)."""
+    match = HASH_SUFFIX.search(url.split("?", 1)[0])
+    return match.group(1) if match else ""
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -100,7 +110,7 @@ def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) 
             return dst
         except UserError as exc:
             refuse_if_tampered(dst, "cached weights file")  # changed to run code: kept, not replaced
-            print(f"{exc}; downloading it again", file=sys.stderr)
+            log.warning("%s; downloading it again", exc)
     dst.parent.mkdir(parents=True, exist_ok=True)
     staging = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.download")
     try:
@@ -150,23 +160,62 @@ def fetch_hub(repo: str, filename: str, sha256: str = "", progress: bool = True)
     return path
 
 
-def fetch(spec: WeightsSpec, progress: bool = True) -> Path:
-    """The local file of named weights (from a mirror when INCEPTION_V3_MIRROR is set)."""
-    if spec.hf_repo:
-        return fetch_hub(spec.hf_repo, spec.hf_file, spec.sha256, progress)
-    url = spec.url
-    mirror = os.environ.get(MIRROR_ENV)
-    if mirror:
-        url = mirror.rstrip("/") + "/" + url.rsplit("/", 1)[-1]
-    return fetch_url(url, spec.sha256, spec.md5, progress)
+def is_remote(text: str) -> bool:
+    """Whether `text` is read through webdataset's openers (`https://...`, `pipe:COMMAND`, `hf://...`)."""
+    return "://" in text or text.startswith("pipe:")
 
 
-def cached_file(spec: WeightsSpec) -> Path | None:
-    """The cached file of named weights, if it has been downloaded (no network)."""
-    if spec.hf_repo:
-        from huggingface_hub import try_to_load_from_cache
+def around_name(url: str) -> tuple[str, str, str]:
+    """(what comes before, the file name, what comes after) in a URL or `pipe:` command; the name is the last
+    `NAME.tar` (or `classes.txt`), else the last part."""
+    found = re.findall(r"[^/\s'\"]+\.(?:tar|txt)(?=[\s'\"]|$)", url)
+    name = found[-1] if found else url.rstrip("/").rpartition("/")[2]
+    head, _, tail = url.rpartition(name)
+    return head, name, tail
 
-        found = try_to_load_from_cache(spec.hf_repo, spec.hf_file)
-        return Path(found) if isinstance(found, str) else None
-    path = cache_path(spec.url)
-    return path if path.is_file() else None
+
+def fetch_remote(url: str, which: str, optional: bool = False) -> Path:
+    """A local copy of the file at `url` (a shard, or the classes.txt beside shards), fetched once through
+    webdataset's openers (curl for http(s), the command of `pipe:`) into $INCEPTION_V3_CACHE/wds-shards/<hash of
+    the URL around the name>/. Replicas and workers on one machine fetch each file once (a lock per file).
+    `which` says which of several it is, for messages; `optional`: a failure returns the missing path."""
+    head, name, tail = around_name(url)
+    target = cache_root() / "wds-shards" / hashlib.sha256(f"{head}|{tail}".encode()).hexdigest()[:24] / name
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another replica may be fetching it: wait, then use its copy
+        if not target.is_file():
+            _fetch_remote(url, target, which, optional)
+    return target
+
+
+def _fetch_remote(url: str, target: Path, which: str, optional: bool) -> None:
+    from webdataset.gopen import gopen
+
+    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    try:
+        with (
+            gopen(url, "rb") as stream,
+            open(tmp, "wb") as f,
+            progress_bar(desc=f"fetching {target.name} ({which})", unit="B", unit_scale=True, disable=optional,
+                         leave=False) as bar,
+        ):  # fmt: skip
+            while chunk := stream.read(1 << 20):
+                f.write(chunk)
+                bar.update(len(chunk))
+        if tmp.stat().st_size == 0:
+            raise OSError("nothing was received")
+        os.replace(tmp, target)
+    except Exception as exc:  # the openers raise several types (exit status of curl or the command, OSError)
+        if optional:
+            return
+        status = re.search(r"exit (\d+)", str(exc))
+        why = f"the command exited with status {status.group(1)}" if status else reason(exc)
+        if status and status.group(1) == "22":
+            why = "the server answered with an HTTP error (curl exit 22: not found?)"
+        raise UserError(f"cannot fetch shard {url} ({which}): {why}; check the URL, or fetch the shards and give "
+                        f"their folder") from None  # fmt: skip
+    finally:
+        tmp.unlink(missing_ok=True)  # an interrupted or failed fetch leaves nothing behind

@@ -21,7 +21,7 @@ def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True, 
     (torch-fidelity's `logits_unbiased`)."""
     n = len(logits)
     if n < splits:
-        raise UserError(f"the Inception Score needs at least --isc-splits ({splits}) images, got {n}")
+        raise UserError(f"the Inception Score needs at least `isc_splits` ({splits}) images, got {n}")
     x = torch.from_numpy(logits)
     if shuffle:
         x = x[np.random.RandomState(seed).permutation(n)]
@@ -86,7 +86,7 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, convention: Conven
         subset_size = min(n1, n2, subset_size)
     if min(n1, n2) < subset_size or subset_size < 2:
         raise UserError(f"KID subsets of {subset_size} images need that many in each input, but they have {n1} "
-                        f"and {n2}; lower --kid-subset-size to at most {min(n1, n2)}")  # fmt: skip
+                        f"and {n2}; lower `kid_subset_size` to at most {min(n1, n2)}")  # fmt: skip
     rng = np.random.RandomState(seed)
     m, dim = subset_size, f1.shape[1]
     mmds, total = np.zeros(subsets), np.float32(0)
@@ -117,7 +117,7 @@ def precision_recall(f1: np.ndarray, f2: np.ndarray, neighborhood: int = 3, bloc
     distance to its `neighborhood`-th nearest neighbour. The distances are torch-fidelity's (torch.cdist on
     blocks of `block` x `block`), held `block` rows at a time. Returns precision, recall and their F-score."""
     if min(len(f1), len(f2)) <= neighborhood:
-        raise UserError(f"precision/recall with --prc-neighborhood {neighborhood} needs more than {neighborhood} "
+        raise UserError(f"precision/recall with `prc_neighborhood` {neighborhood} needs more than {neighborhood} "
                         f"images in each input, got {len(f1)} and {len(f2)}")  # fmt: skip
     a, b = torch.from_numpy(f1), torch.from_numpy(f2)
     radius_1 = torch.cat([_rows(x, a, block).kthvalue(neighborhood + 1).values for x in a.split(block)])

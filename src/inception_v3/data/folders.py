@@ -1,0 +1,122 @@
+"""Image files as sources: a folder (recursive; with one sub-folder per class it is labeled, as torchvision's
+`ImageFolder` reads it), a zip file, and the file, folder and glob arguments of `predict` and `features`.
+
+Files come in sorted path order, as torch-fidelity, clean-fid and pytorch-fid list a folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from .image_io import IMAGE_SUFFIXES, Encoded, Stored, is_image_file
+from .sources import ImageSource
+
+
+class FileImages(ImageSource):
+    """Image files by index; labeled by the sub-folder of `root` each lies in when `classes` is given."""
+
+    def __init__(self, files: list[Path], name: str, classes: list[str] | None = None, root: Path | None = None,
+                 fingerprint: str | None = None) -> None:  # fmt: skip
+        self.files, self.name, self.classes, self.fingerprint = files, name, classes, fingerprint
+        if classes is not None and root is not None:
+            index = {c: k for k, c in enumerate(classes)}
+            self.labels = np.array([index[f.relative_to(root).parts[0]] for f in files], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def stored(self, i: int) -> Stored:
+        return Encoded.read(self.files[i])
+
+    def item_name(self, i: int) -> str:
+        return str(self.files[i])
+
+
+def image_files(folder: Path) -> list[Path]:
+    """A folder's image files, recursively, in sorted path order."""
+    return sorted((p for p in folder.rglob("*") if p.is_file() and is_image_file(p)), key=str)
+
+
+def open_folder(spec: str, columns: tuple[str, str] = ("image", "label")) -> FileImages:
+    """A folder of images. When every image lies inside a sub-folder (none beside them), the sub-folders are
+    the classes (sorted names), as `ImageFolder` reads a tree."""
+    folder = Path(spec)
+    if not folder.is_dir():
+        raise UserError(f"image folder {spec} does not exist")
+    files = image_files(folder)
+    if not files:
+        raise UserError(f"{spec} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, in sub-folders too)")
+    tops = {f.relative_to(folder).parts[0] for f in files}
+    nested = all(len(f.relative_to(folder).parts) > 1 for f in files)
+    digest = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        digest.update(f"{p.relative_to(folder)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    fingerprint = f"folder:{folder.resolve()}:{digest.hexdigest()}"
+    return FileImages(files, spec, sorted(tops) if nested else None, folder, fingerprint)
+
+
+def open_inputs(inputs: list[str]) -> FileImages:
+    """Files, folders (their images, recursively) and glob patterns, in the order given (each folder's and
+    glob's files sorted); unlabeled."""
+    paths: list[Path] = []
+    for item in inputs:
+        matches = sorted(glob.glob(item)) if any(ch in item for ch in "*?[") else [item]
+        if not matches:
+            raise UserError(f"no file matches {item}")
+        for m in map(Path, matches):
+            if m.is_dir():
+                paths += image_files(m)
+            elif m.is_file():
+                paths.append(m)
+            else:
+                raise UserError(f"{m} does not exist")
+    if not paths:
+        raise UserError(f"no images found in {' '.join(inputs)}")
+    return FileImages(paths, " ".join(inputs))
+
+
+class ZipImages(ImageSource):
+    """The image members of a zip file (sorted), opened once per process (DataLoader workers each open their own)."""
+
+    def __init__(self, path: Path, members: list[str], fingerprint: str) -> None:
+        self.path, self.members, self.name, self.fingerprint = path, members, str(path), fingerprint
+        self._zip: zipfile.ZipFile | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __getstate__(self) -> dict[str, Any]:  # the open file stays with its process
+        return {**self.__dict__, "_zip": None, "_pid": -1}
+
+    def stored(self, i: int) -> Stored:
+        if self._zip is None or self._pid != os.getpid():
+            self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        return Encoded(self._zip.read(self.members[i]), self.item_name(i))
+
+    def item_name(self, i: int) -> str:
+        return f"{self.path}:{self.members[i]}"
+
+
+def open_zip(spec: str, columns: tuple[str, str] = ("image", "label")) -> ZipImages:
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"zip file {spec} does not exist")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = sorted(n for n in zf.namelist() if is_image_file(n) and not n.endswith("/"))
+    except zipfile.BadZipFile:
+        raise UserError(f"{spec} is not a zip file (or it is damaged)") from None
+    if not members:
+        raise UserError(f"{spec} holds no images")
+    st = path.stat()
+    return ZipImages(path, members, f"zip:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}")

@@ -1,0 +1,78 @@
+"""`inception-v3 shards`: WebDataset shards of any labeled data set's training and validation splits, written
+with webdataset's own `ShardWriter`: OUT/train-000000.tar ..., OUT/val-000000.tar ... and OUT/classes.txt. Each
+sample holds the image's own bytes (`jpg`, `png`, `webp`; other formats, and pixels held in memory, as PNG)
+and its class index (`cls`), in the source's order, so a run from the shards sees the images of a run from the
+source, in the same order."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..errors import UserError
+from ..utils.io import atomic_write_text
+from .datasets import split_sources
+from .formats import COLUMNS
+from .image_io import JPEG_MAGIC, Encoded
+from .sources import ImageSource
+
+
+def write_shards(data_dir: str, out: str, dataset: str | None = None, train_split: str | None = None,
+                 val_split: str | None = None, max_count: int = 10000, max_size: float = 3e9, overwrite: bool = False,
+                 columns: tuple[str, str] = COLUMNS) -> dict[str, Any]:  # fmt: skip
+    """Shards of the training and validation splits of the data at `data_dir` (named as `train` names them:
+    a folder with train/ and val/, `hf:NAME`, a `save_to_disk` folder, ...)."""
+    try:
+        import webdataset
+    except ImportError:
+        raise UserError("writing shards needs webdataset: pip install 'inception-v3[wds]'") from None
+    dst = Path(out)
+    if dst.exists() and any(dst.iterdir()) and not overwrite:
+        raise UserError(f"{dst} is not empty; choose another folder or pass `overwrite=True`")
+    train, val, classes = split_sources(dataset, data_dir, train_split, val_split, columns)
+    dst.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split, source in (("train", train), ("val", val)):
+        with webdataset.ShardWriter(str(dst / f"{split}-%06d.tar"), maxcount=max_count, maxsize=max_size,
+                                    verbose=0) as sink:  # fmt: skip
+            for i, (ext, data, label) in enumerate(samples(source)):
+                sink.write({"__key__": f"{split}_{i:08d}", ext: data, "cls": label})
+            counts[split] = {"samples": len(source), "shards": sink.shard}
+    atomic_write_text(dst / "classes.txt", "".join(f"{c}\n" for c in classes))
+    return {"output": str(dst), "classes": len(classes), **counts}
+
+
+def samples(source: ImageSource) -> Iterator[tuple[str, bytes, int]]:
+    """(extension, bytes, label) of each image, as a shard stores it."""
+    labels = source.require_labels()
+    for i in range(len(source)):
+        item = source.stored(i)
+        data, name = (item.data, item.name) if isinstance(item, Encoded) else (_png(item), source.item_name(i))
+        yield *_as_stored(data, name), int(labels[i])
+
+
+def _png(pixels: Any) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.squeeze(-1) if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _as_stored(data: bytes, name: str) -> tuple[str, bytes]:
+    """Image bytes as a shard stores them: JPEG, PNG and WebP as they are, other formats as PNG."""
+    if data[:3] == JPEG_MAGIC:
+        return "jpg", data
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png", data
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp", data
+    buffer = io.BytesIO()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.save(buffer, format="PNG")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot convert {name} to PNG for the shards ({type(exc).__name__})") from None
+    return "png", buffer.getvalue()

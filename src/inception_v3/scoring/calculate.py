@@ -1,0 +1,243 @@
+"""`calculate_metrics`: Inception Score, FID, KID and precision/recall of generated images, with the vocabulary,
+defaults and numbers of torch-fidelity, clean-fid or pytorch-fid (`convention`); `inception-v3 fidelity` and
+`inception-v3 fid` are this function.
+
+Images come from any source (`data.formats`), are decoded and resized in DataLoader workers as the chosen tool
+does it, and go through the FID network folded for scoring (`network.py`) in the one extraction loop
+(`evaluation.extraction`), which caches features per (input, convention, weights, taps). Precision/recall use
+the Inception pool3 features (torch-fidelity's `feature_extractor="inception-v3-compat"`; its own default is
+VGG-16).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data.formats import open_source
+from ..data.image_io import Stored, decode_rgb
+from ..data.sources import ImageSource
+from ..errors import UserError
+from ..evaluation.extraction import Pipeline, extract
+from ..models.inception import Inception3
+from ..utils.devices import resolve_device
+from ..utils.settings import check_fields, setting
+from .conventions import CONVENTIONS, Convention, get_convention
+from .network import DIMS, FID_WEIGHTS, LOGITS, feature_network, tap_outputs
+from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall, statistics
+from .statistics import is_statistics, read_stats, save_stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoringSettings:
+    """The options of a scoring run; the defaults are torch-fidelity's."""
+
+    isc: bool = setting(False, "Inception Score (of input 1; on the logits without the fc bias)")
+    fid: bool = setting(False, "Frechet Inception Distance")
+    kid: bool = setting(False, "Kernel Inception Distance")
+    prc: bool = setting(False, "precision, recall and F-score on Inception pool3 features (torch-fidelity's default "
+                        "network for these is VGG-16: its numbers equal ours with "
+                        "feature_extractor='inception-v3-compat')")  # fmt: skip
+    convention: str = setting("torch-fidelity", "whose resize, normalization and arithmetic", choices=tuple(CONVENTIONS))
+    weights: str = setting(FID_WEIGHTS, "the FID network: a name, URL or file (the tools' 2015 graph, downloaded once)")
+    isc_splits: int = setting(10, "Inception Score splits", low=1)
+    kid_subsets: int = setting(100, "KID subsets", low=1)
+    kid_subset_size: int = setting(1000, "images per KID subset", low=2)
+    kid_degree: int = setting(3, "KID polynomial kernel degree", low=1)
+    prc_neighborhood: int = setting(3, "precision/recall k-th neighbour", low=1)
+    samples_shuffle: bool = setting(True, "shuffle the samples before the Inception Score splits")
+    seed: int = setting(2020, "seed of the shuffle and the KID subsets (torch-fidelity's)", low=0, high=2**32 - 1)
+    dims: int = setting(2048, "feature tap of FID, KID and precision/recall (2048: pool3)", choices=DIMS)
+    batch_size: int = setting(64, "images per forward pass", low=1)
+    workers: int = setting(2, "decoding and resizing processes", low=0)
+    device: str = setting("auto", "where the network runs: cpu, cuda, cuda:N or auto (CUDA when there is one)")
+    cache: bool = setting(True, "read and keep the inputs' features in the feature cache")
+    skip_bad_images: bool = setting(False, "skip images that do not decode (and count them)")
+    save_stats: str | None = setting(None, "write input 1's statistics (mu, sigma, convention, tap) to this .npz")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def calculate_metrics(
+    input1: Any,
+    input2: Any = None,
+    *,
+    isc: bool = False,
+    fid: bool = False,
+    kid: bool = False,
+    prc: bool = False,
+    convention: str = "torch-fidelity",
+    weights: str = FID_WEIGHTS,
+    isc_splits: int = 10,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    kid_degree: int = 3,
+    prc_neighborhood: int = 3,
+    samples_shuffle: bool = True,
+    seed: int = 2020,
+    dims: int = 2048,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str = "auto",
+    cache: bool = True,
+    skip_bad_images: bool = False,
+    save_stats: str | None = None,
+    num_samples: int | None = None,
+    show_progress: bool = True,
+) -> dict[str, float]:
+    """The asked metrics (isc, fid, kid, prc) as one flat dict with torch-fidelity's keys.
+
+    Inputs (input 1: generated, input 2: reference): anything `data.formats.open_source` opens (a folder,
+    a .zip, a .npz sample batch, `wds:...`, `hf:...`, `fashion-mnist:SPLIT`), a .npz of statistics (FID only),
+    a uint8 N x 3 x H x W tensor or an iterable of them, or a callable `generate(n)` returning n uint8 images
+    (with `num_samples`). The keyword arguments are `ScoringSettings`' fields, with its defaults."""
+    settings = dict(locals())
+    s = ScoringSettings(**{f.name: settings[f.name] for f in dataclasses.fields(ScoringSettings)})
+    return score(input1, input2, s, num_samples, show_progress)
+
+
+def score(input1: Any, input2: Any, s: ScoringSettings, num_samples: int | None = None,
+          show_progress: bool = True) -> dict[str, float]:  # fmt: skip
+    """`calculate_metrics` with its settings as one object."""
+    conv = get_convention(s.convention)
+    check_settings(s, input2 is not None)
+    stats = {id(x): read_stats(x, conv.name, s.dims) for x in (input1, input2) if is_statistics(x)}  # checked first
+    if id(input1) in stats and (s.isc or s.kid or s.prc or s.save_stats):
+        raise UserError("a .npz of statistics serves FID only; give images for `isc`, `kid`, `prc` and `save_stats`")
+    if id(input2) in stats and (s.kid or s.prc):
+        raise UserError("a .npz of statistics serves FID only; give images for `kid` and `prc`")
+    sources = [None if x is None or id(x) in stats else open_source(x, num_samples, s.batch_size)
+               for x in (input1, input2)]  # fmt: skip
+    device = resolve_device(s.device)
+    network = feature_network(s.weights, device) if any(sources) else None  # the weights: checked before counts
+    check_counts(s, sources)
+    taps = ([LOGITS] if s.isc else []) + ([str(s.dims)] if s.fid or s.kid or s.prc or s.save_stats else [])
+    feats = features(sources, s, taps, show_progress, network)
+    result: dict[str, float] = {}
+    pool = [None if f is None else f.get(str(s.dims)) for f in feats]
+    if s.save_stats:
+        assert pool[0] is not None
+        save_stats(*statistics(pool[0], conv), s.save_stats, conv.name)
+    if s.isc:
+        assert feats[0] is not None
+        result["inception_score_mean"], result["inception_score_std"] = inception_score(
+            feats[0][LOGITS], s.isc_splits, s.samples_shuffle, s.seed)  # fmt: skip
+    if s.fid:
+        moments = [stats[id(x)] if f is None else full_rank_statistics(f, src, s, conv)
+                   for x, src, f in zip((input1, input2), sources, pool, strict=True)]  # fmt: skip
+        result["frechet_inception_distance"] = fid_from_statistics(*moments[0], *moments[1], conv)
+    if s.kid:
+        assert pool[0] is not None and pool[1] is not None
+        result["kernel_inception_distance_mean"], result["kernel_inception_distance_std"] = kernel_inception_distance(
+            pool[0], pool[1], conv, s.kid_subsets, s.kid_subset_size, s.kid_degree, s.seed)  # fmt: skip
+    if s.prc:
+        assert pool[0] is not None and pool[1] is not None
+        result["precision"], result["recall"], result["f_score"] = precision_recall(pool[0], pool[1],
+                                                                                    s.prc_neighborhood)  # fmt: skip
+    return result
+
+
+def features(sources: list[ImageSource | None], s: ScoringSettings, taps: list[str], show_progress: bool,
+             network: tuple[Inception3, str, Any] | None = None) -> list[dict[str, np.ndarray] | None]:  # fmt: skip
+    """Each source's features at `taps`, from the FID network (`feature_network`; loaded here unless given) in the
+    settings' convention (cached)."""
+    if not taps or not any(sources):
+        return [None for _ in sources]
+    device = resolve_device(s.device)
+    net, weights_id, _ = network or feature_network(s.weights, device)
+    conv = get_convention(s.convention)
+    on_device = device.type == "cuda" and conv.resizes_on_device  # the resize's device can move a last bit
+    pipeline = Pipeline(partial(prepare, conv, not on_device), partial(run, net, conv, on_device, taps, device),
+                        json.dumps([conv.name, weights_id, sorted(taps), on_device]))  # fmt: skip
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # full fp32 convolutions on GPUs: TF32 (PyTorch's default) moves scores
+    try:
+        out: list[dict[str, np.ndarray] | None] = []
+        for src in sources:
+            if src is None:
+                out.append(None)
+                continue
+            got = extract(src, pipeline, s.batch_size, s.workers, s.skip_bad_images, s.cache,
+                          f"features {src.name}", show_progress)  # fmt: skip
+            if got.skipped:
+                first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
+                log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), src.name, first)
+            out.append(got.arrays)
+        return out
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def prepare(conv: Convention, resize: bool, item: Stored) -> Tensor:
+    """In a worker: an image as the tools decode it, resized by the convention unless the GPU does it."""
+    image = torch.from_numpy(decode_rgb(item))
+    return conv.prepare(image) if resize else image
+
+
+def run(net: Inception3, conv: Convention, on_device: bool, taps: list[str], device: torch.device,
+        items: list[Tensor]) -> dict[str, Tensor]:  # fmt: skip
+    """A batch of prepared images through the network: the taps' features."""
+    if on_device:
+        x = torch.stack([conv.prepare(im.to(device, non_blocking=True)) for im in items])
+    else:
+        x = torch.stack(items).to(device)
+    return tap_outputs(net, x, taps)
+
+
+def full_rank_statistics(features: np.ndarray, source: ImageSource | None, s: ScoringSettings, conv: Convention
+                         ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    if len(features) <= s.dims:
+        name = source.name if source is not None else "an input"
+        raise UserError(f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, but "
+                        f"{name} has {len(features)} readable ones; add images or pass a smaller `dims`")  # fmt: skip
+    return statistics(features, conv)
+
+
+def check_counts(s: ScoringSettings, sources: list[ImageSource | None]) -> None:
+    """The image counts each metric needs, checked before the network runs (unreadable images skipped
+    later are checked again on the features; streamed inputs are checked as they come)."""
+    known = [src for src in sources if src is not None and len(src)]  # 0: an iterable, not known yet
+    for src in known:
+        if s.kid and s.convention != "clean-fid" and len(src) < s.kid_subset_size:  # clean-fid uses smaller subsets
+            smallest = min(len(x) for x in known)
+            raise UserError(f"KID subsets of {s.kid_subset_size} images need that many in each input, but {src.name} "
+                            f"has {len(src)}; lower `kid_subset_size` to at most {smallest}")  # fmt: skip
+        if s.fid and len(src) <= s.dims:
+            raise UserError(f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, "
+                            f"but {src.name} has {len(src)}; add images or pass a smaller `dims`")  # fmt: skip
+    first = sources[0]
+    if s.isc and first is not None and len(first) and len(first) < s.isc_splits:
+        raise UserError(f"the Inception Score needs at least `isc_splits` ({s.isc_splits}) images; {first.name} has "
+                        f"{len(first)}")  # fmt: skip
+
+
+def check_settings(s: ScoringSettings, two_inputs: bool) -> None:
+    """One line for settings that cannot work together, before anything is read."""
+    if not (s.isc or s.fid or s.kid or s.prc or s.save_stats):
+        raise UserError("ask for at least one metric: `isc`, `fid`, `kid` or `prc` (or `save_stats`)")
+    if (s.fid or s.kid or s.prc) and not two_inputs:
+        raise UserError("`fid`, `kid` and `prc` compare two inputs: give input 1 (generated) and input 2 (reference)")
+
+
+def format_table(result: dict[str, float], convention: str) -> str:
+    """A short table of the computed metrics."""
+    names = {"inception_score": "Inception Score", "frechet_inception_distance": "FID", "kernel_inception_distance":
+             "KID", "precision": "precision", "recall": "recall", "f_score": "F-score"}  # fmt: skip
+    lines = [f"{'metric':<18}{'value':>16}{'std':>14}   ({convention} convention)"]
+    for key, label in names.items():
+        if f"{key}_mean" in result:
+            lines.append(f"{label:<18}{result[f'{key}_mean']:>16.7g}{result[f'{key}_std']:>14.7g}")
+        elif key in result:
+            lines.append(f"{label:<18}{result[key]:>16.7g}")
+    return "\n".join(lines)
