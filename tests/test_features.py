@@ -97,3 +97,32 @@ def test_bad_features_input(setup: dict[str, Path], tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_weights_transforms_are_what_evaluate_feeds(setup: dict[str, Path], tmp_path: Path) -> None:
+    """`inception_v3.weights.transforms(weights)` (the torchvision v2 pipeline a user preprocesses with) gives the
+    exact input `evaluate` feeds the network for those weights' single crop (here shorter side, bicubic, 0.9)."""
+    from inception_v3.evaluation.evaluate import run_evaluation
+    from inception_v3.models.inception import Inception3
+    from inception_v3.weights import transforms
+
+    files = sorted((setup["imgs"]).rglob("*.png"), key=str)
+    for i, f in enumerate(files):  # a labeled folder of the same images: classes a and b
+        (tmp_path / "ab" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ab" / "ab"[i % 2] / f.name).write_bytes(f.read_bytes())
+    fed: list[torch.Tensor] = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: fed.append(args[0]) if isinstance(module, Inception3) else None
+    )
+    try:
+        run_evaluation([str(setup["weights"])], str(tmp_path / "ab"), device="cpu", workers=0, show_progress=False)
+    finally:
+        hook.remove()
+    order = sorted((tmp_path / "ab").rglob("*.png"), key=str)
+    transform = transforms(setup["weights"])
+    assert torch.equal(torch.cat(fed), torch.stack([transform(read_image(f)) for f in order]))
+    with Image.open(order[0]) as im:  # a PIL image gives the same
+        assert torch.equal(transform(im.convert("RGB")), fed[0][0])
+    # named weights: their publisher's pipeline, without a download (the test mirror is unreachable)
+    x = transforms("tf_in1k")(torch.randint(0, 256, (3, 300, 400), dtype=torch.uint8))
+    assert x.shape == (3, 299, 299) and x.dtype == torch.float32 and -1 <= x.min() < x.max() <= 1

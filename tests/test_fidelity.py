@@ -16,6 +16,7 @@ from inception_v3 import create_model
 from inception_v3.cli import main
 from inception_v3.data.formats import open_source
 from inception_v3.data.image_io import decode_rgb
+from inception_v3.errors import UserError
 from inception_v3.evaluation.extraction import cache_dir
 from inception_v3.models.inception import pooled_taps
 from inception_v3.scoring import calculate_metrics, save_stats
@@ -150,14 +151,31 @@ def test_bad_inputs_one_line_each(setup: dict[str, Path], tmp_path: Path, capsys
         (["fidelity", str(stats), small, "--fid", "--dims", "768", "--convention", "pytorch-fid", *w], "asked for 768"),
         (["fidelity", small, "--fid", *w], "compare two inputs"),
         (["fidelity", small, *w], "ask for at least one metric"),
-        (["fidelity", str(bad), "--isc", "--isc-splits", "2", *w], "cannot decode image"),
+        (["fidelity", str(bad), "--isc", "--isc-splits", "2", *w], "or pass --skip-bad-images"),
     ]
     for args, message in cases:
         assert main(args) == 2, args
         err = capsys.readouterr().err
         lines = [line for line in err.replace("\r", "\n").splitlines() if "error" in line]  # not the progress bar
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, (args, err)
+    # from Python, the same error names the Python argument where the command line names its option
+    with pytest.raises(UserError, match="lower `kid_subset_size` to at most 12"):
+        calculate_metrics(small, small, kid=True, weights=str(setup["weights"]), device="cpu", workers=0)
+    with pytest.raises(UserError, match="or pass `skip_bad_images=True`"):
+        calculate_metrics(str(bad), isc=True, isc_splits=2, weights=str(setup["weights"]), device="cpu", workers=0)
     assert main(["fidelity", str(bad), "--isc", "--isc-splits", "2", "--skip-bad-images", "--json", *w]) == 0
     out, err = capsys.readouterr()
     assert "skipped 1 unreadable image(s)" in err and "broken.png" in err
     assert json.loads(out)["inception_score_mean"] > 1
+
+
+def test_calculate_metrics_takes_the_settings_fields() -> None:
+    """The typed keyword signature and the settings type (which the command's options come from) agree."""
+    import dataclasses
+    import inspect
+
+    from inception_v3.scoring import ScoringSettings
+
+    params = inspect.signature(calculate_metrics).parameters
+    for f in dataclasses.fields(ScoringSettings):
+        assert params[f.name].kind is inspect.Parameter.KEYWORD_ONLY and params[f.name].default == f.default, f.name

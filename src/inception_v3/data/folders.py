@@ -20,15 +20,22 @@ from .image_io import IMAGE_SUFFIXES, Encoded, Stored, is_image_file
 from .sources import ImageSource
 
 
-class FileImages(ImageSource):
-    """Image files by index; labeled by the sub-folder of `root` each lies in when `classes` is given."""
+def class_folders(paths: list[tuple[str, ...]]) -> tuple[list[str] | None, np.ndarray | None]:
+    """Class names and labels of relative file paths (as parts) when every file lies inside a sub-folder, the
+    sub-folder being its class (sorted names, as `ImageFolder` numbers them); else (None, None)."""
+    if not paths or any(len(p) < 2 for p in paths):
+        return None, None
+    classes = sorted({p[0] for p in paths})
+    index = {c: k for k, c in enumerate(classes)}
+    return classes, np.array([index[p[0]] for p in paths], dtype=np.int64)
 
-    def __init__(self, files: list[Path], name: str, classes: list[str] | None = None, root: Path | None = None,
-                 fingerprint: str | None = None) -> None:  # fmt: skip
-        self.files, self.name, self.classes, self.fingerprint = files, name, classes, fingerprint
-        if classes is not None and root is not None:
-            index = {c: k for k, c in enumerate(classes)}
-            self.labels = np.array([index[f.relative_to(root).parts[0]] for f in files], dtype=np.int64)
+
+class FileImages(ImageSource):
+    """Image files by index, with their labels and class names when they have them."""
+
+    def __init__(self, files: list[Path], name: str, classes: list[str] | None = None,
+                 labels: np.ndarray | None = None, fingerprint: str | None = None) -> None:  # fmt: skip
+        self.files, self.name, self.classes, self.labels, self.fingerprint = files, name, classes, labels, fingerprint
 
     def __len__(self) -> int:
         return len(self.files)
@@ -54,14 +61,13 @@ def open_folder(spec: str, columns: tuple[str, str] = ("image", "label")) -> Fil
     files = image_files(folder)
     if not files:
         raise UserError(f"{spec} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, in sub-folders too)")
-    tops = {f.relative_to(folder).parts[0] for f in files}
-    nested = all(len(f.relative_to(folder).parts) > 1 for f in files)
+    classes, labels = class_folders([f.relative_to(folder).parts for f in files])
     digest = hashlib.sha256()
     for p in files:
         st = p.stat()
         digest.update(f"{p.relative_to(folder)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     fingerprint = f"folder:{folder.resolve()}:{digest.hexdigest()}"
-    return FileImages(files, spec, sorted(tops) if nested else None, folder, fingerprint)
+    return FileImages(files, spec, classes, labels, fingerprint)
 
 
 def open_inputs(inputs: list[str]) -> FileImages:
@@ -85,10 +91,15 @@ def open_inputs(inputs: list[str]) -> FileImages:
 
 
 class ZipImages(ImageSource):
-    """The image members of a zip file (sorted), opened once per process (DataLoader workers each open their own)."""
+    """The image members of a zip file (sorted), opened once per process (DataLoader workers each open their own);
+    labeled as a folder is, below the one folder that holds everything when there is one (`zip -r x.zip x/`)."""
 
     def __init__(self, path: Path, members: list[str], fingerprint: str) -> None:
         self.path, self.members, self.name, self.fingerprint = path, members, str(path), fingerprint
+        parts = [tuple(m.split("/")) for m in members]
+        if len({p[0] for p in parts}) == 1 and all(len(p) > 1 for p in parts):
+            parts = [p[1:] for p in parts]
+        self.classes, self.labels = class_folders(parts)
         self._zip: zipfile.ZipFile | None = None
         self._pid = -1
 

@@ -76,16 +76,22 @@ def open_source(spec: Any, num_samples: int | None = None, batch_size: int = 50,
     return fmt.open(text, columns)
 
 
-def source_spec(dataset: str | None, data_dir: str | None, split: str | None) -> str:
-    """The spec of `--dataset D --data-dir DIR --split S`: the format's prefix, DIR and S joined. A spec string
-    in DIR (`hf:NAME`, `wds:DIR`) brings its own format, as does a `save_to_disk` folder."""
+def resolve_format(dataset: str | None, data_dir: str | None) -> Format:
+    """The format of `--dataset D --data-dir DIR`: a spec string in DIR (`hf:NAME`, `wds:DIR`) brings its own, as
+    does a `save_to_disk` folder; else D; else what DIR is (a folder, .zip, .npz)."""
     if dataset is not None and dataset not in FORMATS:
         raise UserError(f"unknown `dataset` {dataset!r}; valid values: {', '.join(FORMATS)}")
+    carried = format_of(data_dir) if data_dir else FORMATS["imagefolder"]
+    if (data_dir and carried.prefix and data_dir.startswith(carried.prefix)) or dataset in (None, "imagefolder"):
+        return carried
+    return FORMATS[dataset]  # type: ignore[index]
+
+
+def source_spec(dataset: str | None, data_dir: str | None, split: str | None) -> str:
+    """The spec of `--dataset D --data-dir DIR --split S`: the format's prefix, DIR and S joined."""
     if dataset is None and data_dir is None:
         raise UserError("name the data: give `data_dir` (a folder, or a spec such as wds:DIR/PATTERN)")
-    carried = format_of(data_dir) if data_dir else FORMATS["imagefolder"]
-    prefixed = bool(data_dir and carried.prefix and data_dir.startswith(carried.prefix))
-    fmt = carried if prefixed or dataset in (None, "imagefolder") else FORMATS[dataset]  # type: ignore[index]
+    fmt = resolve_format(dataset, data_dir)
     rest = data_dir[len(fmt.prefix) :] if data_dir and fmt.prefix and data_dir.startswith(fmt.prefix) else data_dir
     return fmt.spec(rest, split)
 
@@ -98,7 +104,7 @@ def open_split(dataset: str | None, data_dir: str | None, split: str | None,
 
 def default_splits(dataset: str | None, data_dir: str | None) -> tuple[str, str]:
     """The (training, validation) split names of a format when none are given."""
-    fmt = FORMATS[dataset] if dataset in FORMATS else format_of(data_dir or "")
+    fmt = resolve_format(dataset, data_dir)
     if fmt.splits is None:
         raise UserError(f"the {fmt.name} format has no default splits: name them with `train_split` and `val_split` "
                         f"(for shards, patterns such as 'train-{{000000..000099}}.tar')")  # fmt: skip
