@@ -85,7 +85,7 @@ CASES = [
     (["convert", "{d}/nowhere.pth", "{o}/converted"], "does not exist"),
     (["weights", "--bogus"], "unrecognized arguments: --bogus"),
     (["predict", "IMAGENET1K_V7", "{d}/imgs"], "unknown weights 'IMAGENET1K_V7'"),
-    (["fid", "{d}/imgs", "{d}/missing"], "missing does not exist (expected a folder, .zip, .npz sample batch, wds:DIR/PATTERN"),
+    (["fid", "{d}/imgs", "{d}/missing"], "missing does not exist (expected a folder, .zip, .npz sample batch"),
     ([], "the following arguments are required: COMMAND"),
     # --device: a GPU that is not there (none on a CPU machine; no 100th on a GPU one) or no device at all
     (["predict", "{d}/fm", "{d}/imgs", "--device", "cuda:99"], "--device cuda:99"),

@@ -209,7 +209,7 @@ def test_torchrun_restarts_after_a_worker_is_killed(tmp_path: Path) -> None:
     workers = children(agent.pid)
     assert len(workers) == 2
     os.kill(workers[-1], signal.SIGKILL)
-    out, err = agent.communicate(timeout=900)
+    _, err = agent.communicate(timeout=900)
     assert agent.returncode == 0, err[-3000:]
     # one restart, continued from a checkpoint (no attempt lost to a stale rendezvous: a restarted replica
     # once read the killed one's address from torchrun's store and failed to connect)

@@ -13,9 +13,8 @@ from safetensors import safe_open
 from helpers import num_threads, realistic_bn
 from inception_v3 import create_model
 from inception_v3.cli import main
-from inception_v3.data.crops import ViewSpec
+from inception_v3.data.crops import ViewSpec, single_crop_transform
 from inception_v3.data.image_io import read_image
-from inception_v3.data.crops import single_crop_transform
 from inception_v3.models.inception import pooled_taps
 from inception_v3.weights import save_pretrained
 

@@ -106,7 +106,7 @@ def test_sigterm_checkpoints_and_resume_finishes(tmp_path: Path, capsys: pytest.
     while time.time() < deadline and not list(ckpts.glob("step-*.pt")):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
     assert "stopped by signal" in err and "--resume" in err and "Traceback" not in err
     stopped_at = max(int(p.stem.split("-")[1]) for p in ckpts.glob("step-*.pt"))

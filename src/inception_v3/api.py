@@ -13,8 +13,9 @@ from .interop.pretrained import load_pretrained
 from .models.inception import Inception3, build_preset
 
 
-def create_model(preset: str = "inception_v3", weights: str | os.PathLike[str] | None = None,
-                 **overrides: Any) -> Inception3:  # fmt: skip
+def create_model(
+    preset: str = "inception_v3", weights: str | os.PathLike[str] | None = None, **overrides: Any
+) -> Inception3:
     """A preset (`inception-v3 models`) with config overrides; with `weights`, those weights loaded
     strictly (`num_classes` then replaces both classifiers)."""
     if weights is None:

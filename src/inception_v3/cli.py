@@ -49,8 +49,10 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     model = build_preset(args.preset, **overrides)
     resolution = args.resolution or model.config.receptive_field
     if resolution < model.min_size:
-        raise UserError(f"resolution {resolution} is below this model's minimum input {model.min_size}; pass "
-                        f"`resolution={model.min_size}` or more")  # fmt: skip
+        raise UserError(
+            f"resolution {resolution} is below this model's minimum input {model.min_size}; pass "
+            f"`resolution={model.min_size}` or more"
+        )
     summary = summarize(model, resolution)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
 
@@ -82,10 +84,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduction.runner import reproduce
 
-    data = {k: getattr(args, k) for k in ("dataset", "data_dir", "train_split", "val_split", "image_column",
-                                          "label_column")}  # fmt: skip
-    report = reproduce(args.experiments, args.budget, args.seeds, args.out_dir, args.records, args.report, data,
-                       args.report_only)  # fmt: skip
+    data = {
+        k: getattr(args, k) for k in ("dataset", "data_dir", "train_split", "val_split", "image_column", "label_column")
+    }
+    report = reproduce(
+        args.experiments, args.budget, args.seeds, args.out_dir, args.records, args.report, data, args.report_only
+    )
     if report is None:
         raise SystemExit(130)
     print(f"report: {report}")
@@ -101,17 +105,35 @@ def _cmd_convert(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation.evaluate import format_result, run_evaluation
 
-    result = run_evaluation(args.weights, _data(args), args.crops, args.out, args.limit, args.central_fraction,
-                            args.mode, args.calibration, args.device, args.workers, not args.json,
-                            _columns(args))  # fmt: skip
+    result = run_evaluation(
+        args.weights,
+        _data(args),
+        args.crops,
+        args.out,
+        args.limit,
+        args.central_fraction,
+        args.mode,
+        args.calibration,
+        args.device,
+        args.workers,
+        not args.json,
+        _columns(args),
+    )
     print(json.dumps(result, indent=2) if args.json else format_result(result))
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .evaluation.predict import predict
 
-    results, loaded = predict([args.weights], _images(args), args.top_k, args.crops, args.central_fraction,
-                              args.device, columns=_columns(args))  # fmt: skip
+    results, loaded = predict(
+        [args.weights],
+        _images(args),
+        args.top_k,
+        args.crops,
+        args.central_fraction,
+        args.device,
+        columns=_columns(args),
+    )
     _say_loaded(loaded)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -125,11 +147,24 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
     taps = _int_list(args.taps, "--taps") if args.taps else []
     check_output(args.output, args.overwrite)
-    feats = extract_features(args.weights, _images(args), taps, args.batch_size, args.central_fraction, args.device,
-                             args.workers, not args.json, _columns(args))  # fmt: skip
+    feats = extract_features(
+        args.weights,
+        _images(args),
+        taps,
+        args.batch_size,
+        args.central_fraction,
+        args.device,
+        args.workers,
+        not args.json,
+        _columns(args),
+    )
     out = write_features(feats, args.output, args.overwrite)
-    info = {"output": str(out), "images": len(feats.names), "weights": feats.weights,
-            "arrays": {k: list(v.shape) for k, v in feats.arrays.items()}}  # fmt: skip
+    info: dict[str, Any] = {
+        "output": str(out),
+        "images": len(feats.names),
+        "weights": feats.weights,
+        "arrays": {k: list(v.shape) for k, v in feats.arrays.items()},
+    }
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -185,13 +220,24 @@ def _cmd_fid(args: argparse.Namespace) -> None:
 def _cmd_shards(args: argparse.Namespace) -> None:
     from .data.shard_writer import write_shards
 
-    info = write_shards(args.src, args.out, args.dataset, args.train_split, args.val_split, args.max_count,
-                        args.max_size, args.overwrite, _columns(args))  # fmt: skip
+    info = write_shards(
+        args.src,
+        args.out,
+        args.dataset,
+        args.train_split,
+        args.val_split,
+        args.max_count,
+        args.max_size,
+        args.overwrite,
+        _columns(args),
+    )
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    print(f"wrote {info['output']}: {info['classes']} classes; train {info['train']['samples']:,} samples in "
-          f"{info['train']['shards']} shard(s), val {info['val']['samples']:,} in {info['val']['shards']}")  # fmt: skip
+    print(
+        f"wrote {info['output']}: {info['classes']} classes; train {info['train']['samples']:,} samples in "
+        f"{info['train']['shards']} shard(s), val {info['val']['samples']:,} in {info['val']['shards']}"
+    )
 
 
 def _cmd_weights(args: argparse.Namespace) -> None:
@@ -203,18 +249,31 @@ def _cmd_weights(args: argparse.Namespace) -> None:
         return
     for r in rows:
         p = r["preprocessing"]
-        metrics = f"top-1 {r['top1']:.2f} / top-5 {r['top5']:.2f} ({r['metrics_source']})" if r["top1"] else (
-            r["metrics_source"])  # fmt: skip
-        check = (f"sha256 {r['sha256']}" if r["sha256"] else f"md5 {r['md5']}" if r["md5"] else
-                 "sha256 from the hub, checked at download")  # fmt: skip
+        metrics = (
+            f"top-1 {r['top1']:.2f} / top-5 {r['top5']:.2f} ({r['metrics_source']})"
+            if r["top1"]
+            else (r["metrics_source"])
+        )
+        check = (
+            f"sha256 {r['sha256']}"
+            if r["sha256"]
+            else f"md5 {r['md5']}"
+            if r["md5"]
+            else "sha256 from the hub, checked at download"
+        )
         norm = "[-1, 1]" if p["mean"] == [0.5] * 3 and p["std"] == [0.5] * 3 else f"mean {p['mean']} std {p['std']}"
-        crop = (f"shorter side to 299/{p['crop_fraction']:.3f}, center crop 299" if p["resize"] == "shorter" else
-                f"central {p['crop_fraction']:.3f}, resize to 299x299")  # fmt: skip
+        crop = (
+            f"shorter side to 299/{p['crop_fraction']:.3f}, center crop 299"
+            if p["resize"] == "shorter"
+            else f"central {p['crop_fraction']:.3f}, resize to 299x299"
+        )
         where = f"cached at {r['cached']} ({r['cached_size']:,} bytes)" if r["cached"] else "not downloaded yet"
-        print(f"{r['name']}  (also: {', '.join(r['aliases'])})\n  {r['description']} [{r['source']}]\n"
-              f"  {r['url']}\n  size {r['file_size'] or 'given at download'}, {check}; {where}\n  {metrics}\n"
-              f"  input: {crop}, {p['interpolation']}, {norm}; classes: {r['classes']}"
-              + ("" if r["classifier"] else ", no classifier (features)"))  # fmt: skip
+        print(
+            f"{r['name']}  (also: {', '.join(r['aliases'])})\n  {r['description']} [{r['source']}]\n"
+            f"  {r['url']}\n  size {r['file_size'] or 'given at download'}, {check}; {where}\n  {metrics}\n"
+            f"  input: {crop}, {p['interpolation']}, {norm}; classes: {r['classes']}"
+            + ("" if r["classifier"] else ", no classifier (features)")
+        )
 
 
 # ----------------------------------------------------------------------------- shared by the commands
@@ -223,8 +282,9 @@ def _data(args: argparse.Namespace) -> str:
     from .data.formats import FORMATS, source_spec
 
     if args.split is None and args.dataset in FORMATS and FORMATS[args.dataset].splits is None:
-        raise UserError(f"--dataset {args.dataset} needs --split (for shards, a pattern such as "
-                        f"'val-{{000000..000063}}.tar')")  # fmt: skip
+        raise UserError(
+            f"--dataset {args.dataset} needs --split (for shards, a pattern such as 'val-{{000000..000063}}.tar')"
+        )
     return source_spec(args.dataset, args.data_dir, args.split)
 
 
@@ -291,8 +351,9 @@ POSITIVE = _number(float, 0, low_open=True)
 FRACTION = _number(float, 0, low_open=True, high=1.0)  # a crop fraction in (0, 1]
 
 
-def _setting_options(p: argparse.ArgumentParser, cls: type, only: Sequence[str] | None = None,
-                     defaults: dict[str, Any] | None = None) -> None:  # fmt: skip
+def _setting_options(
+    p: argparse.ArgumentParser, cls: type, only: Sequence[str] | None = None, defaults: dict[str, Any] | None = None
+) -> None:
     """One option per field of a settings dataclass (`utils.settings`), typed, documented and limited by the
     field's metadata; an unset option stays None (the recipe's or the dataclass's value then holds)."""
     from .utils.settings import allowed, field_type
@@ -317,19 +378,28 @@ def _data_options(p: argparse.ArgumentParser, split: bool = True, files: bool = 
     """The options that name a set of images, the same on every command that reads one."""
     from .data.formats import FORMATS
 
-    p.add_argument("--dataset", choices=[*FORMATS, *(["files"] if files else [])],
-                   help="the format of --data-dir (default: from it: a folder, .zip, .npz, or a spec's prefix)")  # fmt: skip
+    p.add_argument(
+        "--dataset",
+        choices=[*FORMATS, *(["files"] if files else [])],
+        help="the format of --data-dir (default: from it: a folder, .zip, .npz, or a spec's prefix)",
+    )
     p.add_argument("--data-dir", help=f"the data: {SOURCE_HELP}")
     if split:
-        p.add_argument("--split", help="a split of it: a sub-folder, a shard pattern such as "
-                       "'val-{000000..000063}.tar', a dataset's split (default: validation) or train|test")  # fmt: skip
+        p.add_argument(
+            "--split",
+            help="a split of it: a sub-folder, a shard pattern such as "
+            "'val-{000000..000063}.tar', a dataset's split (default: validation) or train|test",
+        )
     p.add_argument("--image-column", default="image", help="hf: the image column (default: image)")
     p.add_argument("--label-column", default="label", help="hf: the label column (default: label)")
 
 
 def _device_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="where the network runs: cpu, cuda, cuda:N or auto (default: "
-                   "auto, CUDA when there is one)")  # fmt: skip
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where the network runs: cpu, cuda, cuda:N or auto (default: auto, CUDA when there is one)",
+    )
 
 
 def _json_option(p: argparse.ArgumentParser, text: str = "machine-readable output") -> None:
@@ -362,9 +432,13 @@ def _parser_weights(sub: Any) -> None:
     p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
     p.add_argument("weights", metavar="WEIGHTS", help=WEIGHTS_HELP)
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "exported-program"],
-                   help="torchscript is deprecated by PyTorch (still served by torch.jit.load and LibTorch); "
-                   "exported-program is its successor")  # fmt: skip
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["torchscript", "onnx", "exported-program"],
+        help="torchscript is deprecated by PyTorch (still served by torch.jit.load and LibTorch); "
+        "exported-program is its successor",
+    )
     p.add_argument("--output", required=True, help="file to write")
     p.add_argument("--features", action="store_true", help="output the pooled 2048-d features, not logits")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -380,25 +454,46 @@ def _parser_train(sub: Any) -> None:
     _json_option(p, "every recipe's full settings")
     p.set_defaults(func=_cmd_recipes)
     p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
-    p.add_argument("--recipe", default="fashion-mnist", help=f"named recipe: {', '.join(RECIPES)} (see `inception-v3 "
-                   "recipes`); its values replace the defaults below (default: fashion-mnist)")  # fmt: skip
-    p.add_argument("--resume", nargs="?", const="yes", default="no", choices=["yes", "auto"],
-                   help="continue OUT_DIR/NAME from its newest readable checkpoint; `--resume auto` also starts the "
-                   "run when it has none (one command line for the first launch and every restart)")  # fmt: skip
+    p.add_argument(
+        "--recipe",
+        default="fashion-mnist",
+        help=f"named recipe: {', '.join(RECIPES)} (see `inception-v3 "
+        "recipes`); its values replace the defaults below (default: fashion-mnist)",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="yes",
+        default="no",
+        choices=["yes", "auto"],
+        help="continue OUT_DIR/NAME from its newest readable checkpoint; `--resume auto` also starts the "
+        "run when it has none (one command line for the first launch and every restart)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a finished or abandoned run in OUT_DIR/NAME")
     _setting_options(p, TrainConfig)
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("reproduce", help="rerun the paper's experiments (Tables 2-5, Sections 3, 4, 7) over seeds")
-    p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="table2, table3, factorization, aux, "
-                   "label-smoothing, crops")  # fmt: skip
-    p.add_argument("--budget", default="cpu", help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) "
-                   "or paper (ImageNet)")  # fmt: skip
+    p.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="table2, table3, factorization, aux, label-smoothing, crops",
+    )
+    p.add_argument(
+        "--budget",
+        default="cpu",
+        help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) or paper (ImageNet)",
+    )
     p.add_argument("--seeds", type=COUNT, default=3, help="seeds 0..N-1 per variant")
     _data_options(p, split=False)
     p.add_argument("--train-split", help="the training split (default: the format's: train)")
     p.add_argument("--val-split", help="the validation split (default: the format's: val, validation or test)")
-    p.add_argument("--out-dir", default="runs/reproduce", help="where the training runs (checkpoints) go; runs are "
-                   "named by their settings, not their data: one folder per data set")  # fmt: skip
+    p.add_argument(
+        "--out-dir",
+        default="runs/reproduce",
+        help="where the training runs (checkpoints) go; runs are "
+        "named by their settings, not their data: one folder per data set",
+    )
     p.add_argument("--records", help="where the run records go (default: OUT_DIR/records)")
     p.add_argument("--report", help="the report to (re)write (default: OUT_DIR/reproduction.md)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the records; run nothing")
@@ -407,18 +502,31 @@ def _parser_train(sub: Any) -> None:
 
 def _parser_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and calibration under the paper's crops")
-    p.add_argument("weights", nargs="+", metavar="WEIGHTS", help="weights (a name, URL, checkpoint, file or folder), "
-                   "or several for an ensemble")  # fmt: skip
+    p.add_argument(
+        "weights",
+        nargs="+",
+        metavar="WEIGHTS",
+        help="weights (a name, URL, checkpoint, file or folder), or several for an ensemble",
+    )
     _data_options(p)
     p.add_argument("--data", dest="data_dir", help="the same as --data-dir")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")
-    p.add_argument("--central-fraction", type=FRACTION, help="crop fraction of the single crop (default: the one the "
-                   "weights come with; TF: 0.875)")  # fmt: skip
+    p.add_argument(
+        "--central-fraction",
+        type=FRACTION,
+        help="crop fraction of the single crop (default: the one the weights come with; TF: 0.875)",
+    )
     p.add_argument("--limit", type=COUNT, help="evaluate only the first N images")
-    p.add_argument("--mode", default="fp32", choices=["fp32", "fast", "int8"],
-                   help="fast: BN folded + channels_last + bf16 where supported; int8: quantized for x86 CPUs")  # fmt: skip
-    p.add_argument("--calibration", help=f"int8: training images to calibrate on ({SOURCE_HELP}; Fashion-MNIST data: "
-                   "its training split)")  # fmt: skip
+    p.add_argument(
+        "--mode",
+        default="fp32",
+        choices=["fp32", "fast", "int8"],
+        help="fast: BN folded + channels_last + bf16 where supported; int8: quantized for x86 CPUs",
+    )
+    p.add_argument(
+        "--calibration",
+        help=f"int8: training images to calibrate on ({SOURCE_HELP}; Fashion-MNIST data: its training split)",
+    )
     p.add_argument("--workers", type=_number(int, 0), default=2, help="decoding processes (default 2)")
     p.add_argument("--out", help="folder for metrics.json, confusion.png and reliability.png")
     _json_option(p)
@@ -429,8 +537,9 @@ def _parser_evaluate(sub: Any) -> None:
 def _parser_predict(sub: Any) -> None:
     p = sub.add_parser("predict", help="top-k labels for images: files, folders, globs or any data set")
     p.add_argument("weights", metavar="WEIGHTS", help=WEIGHTS_HELP)
-    p.add_argument("images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of "
-                   f"{SOURCE_HELP}")  # fmt: skip
+    p.add_argument(
+        "images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of {SOURCE_HELP}"
+    )
     _data_options(p)
     p.add_argument("--top-k", type=COUNT, default=5, help="labels per image (default 5)")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"])
@@ -442,8 +551,9 @@ def _parser_predict(sub: Any) -> None:
 
 def _parser_features(sub: Any) -> None:
     p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
-    p.add_argument("images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of "
-                   f"{SOURCE_HELP}")  # fmt: skip
+    p.add_argument(
+        "images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of {SOURCE_HELP}"
+    )
     _data_options(p, files=True)
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
@@ -460,21 +570,34 @@ def _parser_features(sub: Any) -> None:
 def _parser_scoring(sub: Any) -> None:
     from .scoring.calculate import ScoringSettings
 
-    p = sub.add_parser("fidelity", help="Inception Score, FID, KID and precision/recall of generated images, with "
-                       "torch-fidelity's, clean-fid's or pytorch-fid's numbers")  # fmt: skip
-    p.add_argument("input1", metavar="INPUT1", help=f"generated images: {SOURCE_HELP}, or a .npz of statistics (FID "
-                   "only)")  # fmt: skip
-    p.add_argument("input2", nargs="?", metavar="INPUT2", help="reference images (the same kinds); needed by --fid, "
-                   "--kid and --prc")  # fmt: skip
+    p = sub.add_parser(
+        "fidelity",
+        help="Inception Score, FID, KID and precision/recall of generated images, with "
+        "torch-fidelity's, clean-fid's or pytorch-fid's numbers",
+    )
+    p.add_argument(
+        "input1", metavar="INPUT1", help=f"generated images: {SOURCE_HELP}, or a .npz of statistics (FID only)"
+    )
+    p.add_argument(
+        "input2",
+        nargs="?",
+        metavar="INPUT2",
+        help="reference images (the same kinds); needed by --fid, --kid and --prc",
+    )
     _setting_options(p, ScoringSettings)
     _json_option(p, "one flat JSON object with torch-fidelity's keys")
     p.set_defaults(func=_cmd_fidelity)
-    p = sub.add_parser("fid", help="Frechet Inception Distance with pytorch-fid's numbers (fidelity --fid --convention "
-                       "pytorch-fid)")  # fmt: skip
+    p = sub.add_parser(
+        "fid", help="Frechet Inception Distance with pytorch-fid's numbers (fidelity --fid --convention pytorch-fid)"
+    )
     p.add_argument("a", metavar="A", help=f"images ({SOURCE_HELP}) or .npz statistics")
     p.add_argument("b", nargs="?", metavar="B", help="the same kinds (omit with --save-stats)")
-    _setting_options(p, ScoringSettings, ("weights", "dims", "batch_size", "workers", "device", "cache",
-                                          "skip_bad_images", "save_stats"), {"batch_size": 50})  # fmt: skip
+    _setting_options(
+        p,
+        ScoringSettings,
+        ("weights", "dims", "batch_size", "workers", "device", "cache", "skip_bad_images", "save_stats"),
+        {"batch_size": 50},
+    )
     p.set_defaults(batch_size=50)
     _json_option(p)
     p.set_defaults(func=_cmd_fid)
@@ -482,8 +605,11 @@ def _parser_scoring(sub: Any) -> None:
 
 def _parser_shards(sub: Any) -> None:
     p = sub.add_parser("shards", help="write WebDataset tar shards of a data set's training and validation splits")
-    p.add_argument("src", help="the data (as train's --data-dir): a folder with train/ and val/ (one sub-folder per "
-                   "class), hf:NAME_OR_PATH, a save_to_disk folder, fashion-mnist:, ...")  # fmt: skip
+    p.add_argument(
+        "src",
+        help="the data (as train's --data-dir): a folder with train/ and val/ (one sub-folder per "
+        "class), hf:NAME_OR_PATH, a save_to_disk folder, fashion-mnist:, ...",
+    )
     p.add_argument("out", help="the folder for train-000000.tar ..., val-000000.tar ... and classes.txt")
     _data_options(p, split=False)
     p.add_argument("--train-split", help="the split written as train-*.tar (default: the format's: train)")
@@ -502,13 +628,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-PARSERS: tuple[Callable[[Any], None], ...] = (_parser_models, _parser_weights, _parser_train, _parser_evaluate,
-                                               _parser_predict, _parser_features, _parser_scoring, _parser_shards)  # fmt: skip
+PARSERS: tuple[Callable[[Any], None], ...] = (
+    _parser_models,
+    _parser_weights,
+    _parser_train,
+    _parser_evaluate,
+    _parser_predict,
+    _parser_features,
+    _parser_scoring,
+    _parser_shards,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="inception-v3", description="Inception-v3 (Szegedy et al., 2016): models, accounting, "
-                    "training, evaluation and the scores of generative models.")  # fmt: skip
+    parser = Parser(
+        prog="inception-v3",
+        description="Inception-v3 (Szegedy et al., 2016): models, accounting, "
+        "training, evaluation and the scores of generative models.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in PARSERS:
         add(sub)

@@ -37,10 +37,25 @@ def transforms(weights: str | os.PathLike[str], central_fraction: float | None =
     view = ViewSpec.from_dict(preprocessing)
     if central_fraction is not None:
         view = ViewSpec(view.resize, central_fraction, view.interpolation)
-    return v2.Compose([v2.PILToTensor(), single_crop_transform(cfg.receptive_field, view, cfg.in_chans, cfg.mean,
-                                                               cfg.std)])  # fmt: skip
+    return v2.Compose(
+        [v2.PILToTensor(), single_crop_transform(cfg.receptive_field, view, cfg.in_chans, cfg.mean, cfg.std)]
+    )
 
 
-__all__ = ["LoadReport", "WeightsSpec", "create_model", "fetch", "find_weights", "freeze_until", "from_pretrained",
-           "get_weights", "inception_v3", "list_weights", "load_pretrained", "register_weights", "resolve_weights",
-           "save_pretrained", "transforms"]  # fmt: skip
+__all__ = [
+    "LoadReport",
+    "WeightsSpec",
+    "create_model",
+    "fetch",
+    "find_weights",
+    "freeze_until",
+    "from_pretrained",
+    "get_weights",
+    "inception_v3",
+    "list_weights",
+    "load_pretrained",
+    "register_weights",
+    "resolve_weights",
+    "save_pretrained",
+    "transforms",
+]

@@ -75,8 +75,9 @@ class SingleCrop(v2.Transform):
         return single_view(inpt, self.size, self.view)
 
 
-def single_crop_transform(size: int, view: ViewSpec, in_chans: int, mean: Sequence[float], std: Sequence[float]
-                          ) -> v2.Compose:  # fmt: skip
+def single_crop_transform(
+    size: int, view: ViewSpec, in_chans: int, mean: Sequence[float], std: Sequence[float]
+) -> v2.Compose:
     """A uint8 C x H x W image -> the model input `evaluate` feeds for the single central crop."""
     return v2.Compose([SingleCrop(size, view), ModelInput(in_chans, mean, std)])
 

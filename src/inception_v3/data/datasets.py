@@ -51,8 +51,10 @@ def parse_classes(spec: str | None, available: list[str]) -> list[int] | None:
         elif item.isdigit() and int(item) < len(available):
             out.append(int(item))
         else:
-            raise UserError(f"`classes`: unknown class {item!r}; the data has {len(available)} classes: "
-                            f"{', '.join(available[:12])}{', ...' if len(available) > 12 else ''}")  # fmt: skip
+            raise UserError(
+                f"`classes`: unknown class {item!r}; the data has {len(available)} classes: "
+                f"{', '.join(available[:12])}{', ...' if len(available) > 12 else ''}"
+            )
     if len(set(out)) != len(out) or len(out) < 2:
         raise UserError(f"`classes` must name at least 2 different classes, got {spec!r}")
     return out
@@ -74,9 +76,13 @@ class RelabeledSubset(Dataset):
         return sample if isinstance(sample, BadSample) else (sample[0], self.mapping[sample[1]])
 
 
-def split_sources(dataset: str | None, data_dir: str | None, train_split: str | None = None,
-                  val_split: str | None = None, columns: tuple[str, str] = COLUMNS
-                  ) -> tuple[ImageSource, ImageSource, list[str]]:  # fmt: skip
+def split_sources(
+    dataset: str | None,
+    data_dir: str | None,
+    train_split: str | None = None,
+    val_split: str | None = None,
+    columns: tuple[str, str] = COLUMNS,
+) -> tuple[ImageSource, ImageSource, list[str]]:
     """The training and validation sources (each format's default splits when none are named: a folder's
     train/ and val/, a dataset's train and validation, Fashion-MNIST's train and test) and their class names."""
     if not (train_split and val_split):
@@ -85,8 +91,10 @@ def split_sources(dataset: str | None, data_dir: str | None, train_split: str | 
     train = open_split(dataset, data_dir, train_split, columns)
     val = open_split(dataset, data_dir, val_split, columns)
     if train.classes is not None and val.classes is not None and train.classes != val.classes:
-        raise UserError(f"{train.name} and {val.name} have different classes ({len(train.classes)} vs "
-                        f"{len(val.classes)}: {', '.join(sorted(set(train.classes) ^ set(val.classes))[:5])})")  # fmt: skip
+        raise UserError(
+            f"{train.name} and {val.name} have different classes ({len(train.classes)} vs "
+            f"{len(val.classes)}: {', '.join(sorted(set(train.classes) ^ set(val.classes))[:5])})"
+        )
     names = train.classes or val.classes
     if names is None:
         top = max(int(s.require_labels().max(initial=-1)) for s in (train, val)) + 1
@@ -98,9 +106,16 @@ def split_sources(dataset: str | None, data_dir: str | None, train_split: str | 
     return train, val, names
 
 
-def build_datasets(train_source: ImageSource, val_source: ImageSource, names: list[str], p: Preprocessing,
-                   channels: int, train_subset: int | None = None, val_subset: int | None = None,
-                   classes: str | None = None) -> Splits:  # fmt: skip
+def build_datasets(
+    train_source: ImageSource,
+    val_source: ImageSource,
+    names: list[str],
+    p: Preprocessing,
+    channels: int,
+    train_subset: int | None = None,
+    val_subset: int | None = None,
+    classes: str | None = None,
+) -> Splits:
     """Train and validation sets with the Inception preprocessing, a subset of `classes` and of images."""
     train: Dataset = SourceDataset(train_source, train_transform(p, channels))
     val: Dataset = SourceDataset(val_source, eval_transform(p, channels))

@@ -16,13 +16,22 @@ from .sources import ArrayImages
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_APT_HINT = "install it with 'sudo apt-get install -y dataset-fashion-mnist' or give its folder (fashion-mnist:DIR:SPLIT, or `data_dir`)"
+_APT_HINT = "install it with 'sudo apt-get install -y dataset-fashion-mnist' or name a folder: fashion-mnist:DIR:SPLIT"
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -67,11 +76,18 @@ def open_fashion_mnist(spec: str, columns: tuple[str, str] = ("image", "label"))
     28 x 28 gray images."""
     root, _, split = spec.rpartition(":") if ":" in spec or spec in _FILES else (spec, "", "test")
     if split not in _FILES:
-        raise UserError(f"unknown Fashion-MNIST split {split!r} in fashion-mnist:{spec}; use fashion-mnist:train or "
-                        f"fashion-mnist:test")  # fmt: skip
+        raise UserError(
+            f"unknown Fashion-MNIST split {split!r} in fashion-mnist:{spec}; use fashion-mnist:train or "
+            f"fashion-mnist:test"
+        )
     name = f"fashion-mnist:{root}:{split}" if root else f"fashion-mnist:{split}"
     root = root or FASHION_MNIST_DIR
     images, labels = load_fashion_mnist(root, split)
     stats = ":".join(f"{st.st_size}:{st.st_mtime_ns}" for st in (p.stat() for p in sorted(Path(root).glob("*ubyte*"))))
-    return ArrayImages(images.numpy(), name, labels.numpy(), list(FASHION_MNIST_CLASSES),
-                       f"fashion-mnist:{Path(root).resolve()}:{split}:{stats}")  # fmt: skip
+    return ArrayImages(
+        images.numpy(),
+        name,
+        labels.numpy(),
+        list(FASHION_MNIST_CLASSES),
+        f"fashion-mnist:{Path(root).resolve()}:{split}:{stats}",
+    )

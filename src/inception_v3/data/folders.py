@@ -33,8 +33,14 @@ def class_folders(paths: list[tuple[str, ...]]) -> tuple[list[str] | None, np.nd
 class FileImages(ImageSource):
     """Image files by index, with their labels and class names when they have them."""
 
-    def __init__(self, files: list[Path], name: str, classes: list[str] | None = None,
-                 labels: np.ndarray | None = None, fingerprint: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        files: list[Path],
+        name: str,
+        classes: list[str] | None = None,
+        labels: np.ndarray | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
         self.files, self.name, self.classes, self.labels, self.fingerprint = files, name, classes, labels, fingerprint
 
     def __len__(self) -> int:

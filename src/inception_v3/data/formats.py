@@ -24,18 +24,38 @@ from .npz_batches import open_npz
 from .shards import open_shards
 from .sources import Format, ImageSource, StreamedImages, tensor_images
 
-FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("imagefolder", open_folder, "a folder of images (with one sub-folder per class: labeled)"),
-    Format("zip", open_zip, "a zip file of images", suffix=".zip"),
-    Format("npz", open_npz, "a sample batch: .npz with arr_0 (N x H x W x 3 uint8), optional arr_1 labels",
-           suffix=".npz"),
-    Format("wds", open_shards, "WebDataset tar shards: wds:DIR/PATTERN (or a URL pattern)", prefix="wds:",
-           splits=None),
-    Format("hf", open_hf, "a Hugging Face dataset split: hf:NAME_OR_PATH[:SPLIT]", prefix="hf:", sep=":",
-           splits=("train", "validation")),
-    Format("fashion-mnist", open_fashion_mnist, "Fashion-MNIST: fashion-mnist:[DIR:]SPLIT", prefix="fashion-mnist:",
-           sep=":", splits=("train", "test")),
-)}  # fmt: skip
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("imagefolder", open_folder, "a folder of images (with one sub-folder per class: labeled)"),
+        Format("zip", open_zip, "a zip file of images", suffix=".zip"),
+        Format(
+            "npz",
+            open_npz,
+            "a sample batch: .npz with arr_0 (N x H x W x 3 uint8), optional arr_1 labels",
+            suffix=".npz",
+        ),
+        Format(
+            "wds", open_shards, "WebDataset tar shards: wds:DIR/PATTERN (or a URL pattern)", prefix="wds:", splits=None
+        ),
+        Format(
+            "hf",
+            open_hf,
+            "a Hugging Face dataset split: hf:NAME_OR_PATH[:SPLIT]",
+            prefix="hf:",
+            sep=":",
+            splits=("train", "validation"),
+        ),
+        Format(
+            "fashion-mnist",
+            open_fashion_mnist,
+            "Fashion-MNIST: fashion-mnist:[DIR:]SPLIT",
+            prefix="fashion-mnist:",
+            sep=":",
+            splits=("train", "test"),
+        ),
+    )
+}
 COLUMNS = ("image", "label")
 SPEC_HELP = "a folder, .zip, .npz sample batch, wds:DIR/PATTERN, hf:NAME[:SPLIT] or fashion-mnist:[DIR:]SPLIT"
 
@@ -52,8 +72,9 @@ def format_of(spec: str) -> Format:
     return FORMATS["hf"] if is_saved_dataset(spec) else FORMATS["imagefolder"]
 
 
-def open_source(spec: Any, num_samples: int | None = None, batch_size: int = 50,
-                columns: tuple[str, str] = COLUMNS) -> ImageSource:  # fmt: skip
+def open_source(
+    spec: Any, num_samples: int | None = None, batch_size: int = 50, columns: tuple[str, str] = COLUMNS
+) -> ImageSource:
     """A source from a spec string or path, an `ImageSource`, a uint8 N x 3 x H x W tensor, an iterable of them,
     or a generator callable `generate(n)` (with `num_samples`, called for `batch_size` images at a time)."""
     if isinstance(spec, ImageSource):
@@ -84,7 +105,7 @@ def resolve_format(dataset: str | None, data_dir: str | None) -> Format:
     carried = format_of(data_dir) if data_dir else FORMATS["imagefolder"]
     if (data_dir and carried.prefix and data_dir.startswith(carried.prefix)) or dataset in (None, "imagefolder"):
         return carried
-    return FORMATS[dataset]  # type: ignore[index]
+    return FORMATS[str(dataset)]
 
 
 def source_spec(dataset: str | None, data_dir: str | None, split: str | None) -> str:
@@ -96,8 +117,9 @@ def source_spec(dataset: str | None, data_dir: str | None, split: str | None) ->
     return fmt.spec(rest, split)
 
 
-def open_split(dataset: str | None, data_dir: str | None, split: str | None,
-               columns: tuple[str, str] = COLUMNS) -> ImageSource:  # fmt: skip
+def open_split(
+    dataset: str | None, data_dir: str | None, split: str | None, columns: tuple[str, str] = COLUMNS
+) -> ImageSource:
     """One split of a data set named the way `train` names it (`--dataset`, `--data-dir`, `--train-split`)."""
     return open_source(source_spec(dataset, data_dir, split), columns=columns)
 
@@ -106,8 +128,10 @@ def default_splits(dataset: str | None, data_dir: str | None) -> tuple[str, str]
     """The (training, validation) split names of a format when none are given."""
     fmt = resolve_format(dataset, data_dir)
     if fmt.splits is None:
-        raise UserError(f"the {fmt.name} format has no default splits: name them with `train_split` and `val_split` "
-                        f"(for shards, patterns such as 'train-{{000000..000099}}.tar')")  # fmt: skip
+        raise UserError(
+            f"the {fmt.name} format has no default splits: name them with `train_split` and `val_split` "
+            f"(for shards, patterns such as 'train-{{000000..000099}}.tar')"
+        )
     return fmt.splits
 
 
@@ -119,5 +143,3 @@ def open_images(inputs: Any, columns: tuple[str, str] = COLUMNS) -> ImageSource:
     if len(inputs) == 1 and (format_of(inputs[0]).name != "imagefolder" or Path(inputs[0]).is_dir()):
         return open_source(inputs[0], columns=columns)
     return open_inputs(inputs)
-
-

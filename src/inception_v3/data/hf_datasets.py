@@ -33,25 +33,32 @@ def load_split(spec: str, split: str, image_column: str, label_column: str) -> A
     if not on_terminal():  # the library's bars write carriage returns into logs
         datasets.disable_progress_bars()
     try:
-        if is_saved_dataset(spec):
-            loaded = datasets.load_from_disk(str(path))
-        else:
-            loaded = datasets.load_dataset(spec)
+        loaded = datasets.load_from_disk(str(path)) if is_saved_dataset(spec) else datasets.load_dataset(spec)
     except Exception as exc:  # the library raises many types: offline, unknown name, bad files
-        hint = "" if path.exists() else (f"; on a machine with internet, `huggingface-cli download --repo-type "
-                                         f"dataset {spec}` fetches it into the cache")  # fmt: skip
+        hint = (
+            ""
+            if path.exists()
+            else (
+                f"; on a machine with internet, `huggingface-cli download --repo-type "
+                f"dataset {spec}` fetches it into the cache"
+            )
+        )
         raise UserError(f"cannot load the dataset {spec}: {reason(exc)}{hint}") from None
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
             raise UserError(f"the dataset {spec} has no split {split!r}; its splits: {', '.join(loaded)}")
         loaded = loaded[split]
     elif split != "train":  # one Dataset saved alone: its rows are not every split at once
-        raise UserError(f"the dataset {spec} holds one split (saved without a DatasetDict), used as 'train'; it "
-                        f"has no split {split!r}: save a DatasetDict with both splits")  # fmt: skip
+        raise UserError(
+            f"the dataset {spec} holds one split (saved without a DatasetDict), used as 'train'; it "
+            f"has no split {split!r}: save a DatasetDict with both splits"
+        )
     missing = [c for c in (image_column, label_column) if c not in loaded.column_names]
     if missing:
-        raise UserError(f"the dataset {spec} ({split}) has no column {missing[0]!r}; its columns: "
-                        f"{', '.join(loaded.column_names)} (name them with `image_column` / `label_column`)")  # fmt: skip
+        raise UserError(
+            f"the dataset {spec} ({split}) has no column {missing[0]!r}; its columns: "
+            f"{', '.join(loaded.column_names)} (name them with `image_column` / `label_column`)"
+        )
     return loaded
 
 
@@ -65,12 +72,13 @@ class HfImages(ImageSource):
         if isinstance(ds.features[image_column], datasets.Image):  # the bytes, not Pillow's decode
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         self.ds, self.name, self.image_column = ds, name, image_column
-        self.labels = np.array([int(y) for y in ds[label_column]], dtype=np.int64)
+        labels = np.array([int(y) for y in ds[label_column]], dtype=np.int64)
+        self.labels, self.count = labels, len(labels)
         names = getattr(ds.features[label_column], "names", None)
         self.classes = list(names) if names else None
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return self.count
 
     def stored(self, i: int) -> Stored:
         """Row i's image bytes, as stored (or read from the file the row names)."""
@@ -85,15 +93,17 @@ class HfImages(ImageSource):
                     return Encoded(f.read(), self.item_name(i))
         if isinstance(value, (bytes, bytearray)):
             return Encoded(bytes(value), self.item_name(i))
-        raise UserError(f"{self.item_name(i)}: the column {self.image_column!r} holds {type(value).__name__}, "
-                        f"not an image")  # fmt: skip
+        raise UserError(
+            f"{self.item_name(i)}: the column {self.image_column!r} holds {type(value).__name__}, not an image"
+        )
 
 
 def open_hf(spec: str, columns: tuple[str, str] = ("image", "label")) -> HfImages:
     """`NAME_OR_PATH[:SPLIT]` (default split: validation) as a labeled source."""
     if not spec:
-        raise UserError("give the dataset as hf:NAME_OR_PATH[:SPLIT]: a hub name, a save_to_disk folder or Parquet "
-                        "files")  # fmt: skip
+        raise UserError(
+            "give the dataset as hf:NAME_OR_PATH[:SPLIT]: a hub name, a save_to_disk folder or Parquet files"
+        )
     name, sep, split = spec.rpartition(":")
     dataset, split = (name, split) if sep else (spec, "validation")
     return HfImages(load_split(dataset, split, *columns), f"hf:{dataset}:{split}", *columns)

@@ -27,8 +27,10 @@ def open_npz(spec: str, columns: tuple[str, str] = ("image", "label")) -> ArrayI
             pixels = data["arr_0"]
             labels = data["arr_1"].astype(np.int64) if "arr_1" in keys else None
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{spec} is not a readable .npz file ({type(exc).__name__}): neither statistics (mu, sigma) "
-                        f"nor a sample batch (arr_0)") from None  # fmt: skip
+        raise UserError(
+            f"{spec} is not a readable .npz file ({type(exc).__name__}): neither statistics (mu, sigma) "
+            f"nor a sample batch (arr_0)"
+        ) from None
     if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] not in (1, 3):
         raise UserError(f"{spec}: arr_0 must be N x H x W x 3 uint8 images, got {pixels.dtype} {pixels.shape}")
     if labels is not None and labels.shape != (len(pixels),):

@@ -21,9 +21,17 @@ from .image_io import JPEG_MAGIC, Encoded
 from .sources import ImageSource
 
 
-def write_shards(data_dir: str, out: str, dataset: str | None = None, train_split: str | None = None,
-                 val_split: str | None = None, max_count: int = 10000, max_size: float = 3e9, overwrite: bool = False,
-                 columns: tuple[str, str] = COLUMNS) -> dict[str, Any]:  # fmt: skip
+def write_shards(
+    data_dir: str,
+    out: str,
+    dataset: str | None = None,
+    train_split: str | None = None,
+    val_split: str | None = None,
+    max_count: int = 10000,
+    max_size: float = 3e9,
+    overwrite: bool = False,
+    columns: tuple[str, str] = COLUMNS,
+) -> dict[str, Any]:
     """Shards of the training and validation splits of the data at `data_dir` (named as `train` names them:
     a folder with train/ and val/, `hf:NAME`, a `save_to_disk` folder, ...)."""
     try:
@@ -37,8 +45,9 @@ def write_shards(data_dir: str, out: str, dataset: str | None = None, train_spli
     dst.mkdir(parents=True, exist_ok=True)
     counts = {}
     for split, source in (("train", train), ("val", val)):
-        with webdataset.ShardWriter(str(dst / f"{split}-%06d.tar"), maxcount=max_count, maxsize=max_size,
-                                    verbose=0) as sink:  # fmt: skip
+        with webdataset.ShardWriter(
+            str(dst / f"{split}-%06d.tar"), maxcount=max_count, maxsize=max_size, verbose=0
+        ) as sink:
             for i, (ext, data, label) in enumerate(samples(source)):
                 sink.write({"__key__": f"{split}_{i:08d}", ext: data, "cls": label})
             counts[split] = {"samples": len(source), "shards": sink.shard}

@@ -96,8 +96,10 @@ def index_shard(path: Path) -> list[tuple[str, int, int, int]]:
                     data = tar.extractfile(member).read()  # type: ignore[union-attr]
                     entry["label"] = _label(data, ext, path, key)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise UserError(f"shard {path} is truncated or not a tar file ({type(exc).__name__}: {exc}); "
-                        f"write it again or leave it out of the pattern") from None  # fmt: skip
+        raise UserError(
+            f"shard {path} is truncated or not a tar file ({type(exc).__name__}: {exc}); "
+            f"write it again or leave it out of the pattern"
+        ) from None
     rows = []
     for key, entry in samples.items():
         if "image" not in entry:

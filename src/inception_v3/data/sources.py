@@ -87,11 +87,22 @@ class ImageSource:
 class ArrayImages(ImageSource):
     """Images held as one uint8 array: N x H x W (gray) or N x H x W x C."""
 
-    def __init__(self, pixels: np.ndarray, name: str, labels: np.ndarray | None = None,
-                 classes: list[str] | None = None, fingerprint: str | None = None) -> None:  # fmt: skip
-        if pixels.dtype != np.uint8 or pixels.ndim not in (3, 4) or (pixels.ndim == 4 and pixels.shape[3] not in (1, 3)):
-            raise UserError(f"{name}: expected uint8 images of N x H x W or N x H x W x 3, got {pixels.dtype} "
-                            f"{tuple(pixels.shape)}")  # fmt: skip
+    def __init__(
+        self,
+        pixels: np.ndarray,
+        name: str,
+        labels: np.ndarray | None = None,
+        classes: list[str] | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        if (
+            pixels.dtype != np.uint8
+            or pixels.ndim not in (3, 4)
+            or (pixels.ndim == 4 and pixels.shape[3] not in (1, 3))
+        ):
+            raise UserError(
+                f"{name}: expected uint8 images of N x H x W or N x H x W x 3, got {pixels.dtype} {tuple(pixels.shape)}"
+            )
         self.pixels, self.name, self.labels, self.classes = pixels, name, labels, classes
         self.fingerprint = fingerprint
         self.channels = 1 if pixels.ndim == 3 or pixels.shape[3] == 1 else None
@@ -141,8 +152,9 @@ class StreamedImages(ImageSource):
 
     streamed = True
 
-    def __init__(self, batches: Iterable[Tensor] | Callable[[int], Tensor], num_samples: int | None = None,
-                 batch_size: int = 50) -> None:  # fmt: skip
+    def __init__(
+        self, batches: Iterable[Tensor] | Callable[[int], Tensor], num_samples: int | None = None, batch_size: int = 50
+    ) -> None:
         self.batches, self.num_samples, self.batch_size = batches, num_samples, batch_size
         self.name = "the generator" if callable(batches) else "tensors"
         if callable(batches) and not num_samples:
@@ -165,8 +177,10 @@ class StreamedImages(ImageSource):
             n = min(self.batch_size, left)
             batch = self.batches(n)
             if not isinstance(batch, Tensor) or len(batch) != n:
-                raise UserError(f"the generator returned {type(batch).__name__} {getattr(batch, 'shape', '')} when "
-                                f"asked for {n} images; it must return a uint8 tensor of n x 3 x H x W")  # fmt: skip
+                raise UserError(
+                    f"the generator returned {type(batch).__name__} {getattr(batch, 'shape', '')} when "
+                    f"asked for {n} images; it must return a uint8 tensor of n x 3 x H x W"
+                )
             yield batch
             left -= n
 

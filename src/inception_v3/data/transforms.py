@@ -74,8 +74,13 @@ def train_transform(p: Preprocessing, channels: int) -> v2.Compose:
 def eval_transform(p: Preprocessing, channels: int) -> v2.Compose:
     """Central crop of `eval_crop`, resize, scale and normalize."""
     mode = InterpolationMode(p.interpolation)
-    return v2.Compose([CentralCrop(p.eval_crop), v2.Resize((p.size, p.size), interpolation=mode, antialias=True),
-                       *_finish(p, channels)])  # fmt: skip
+    return v2.Compose(
+        [
+            CentralCrop(p.eval_crop),
+            v2.Resize((p.size, p.size), interpolation=mode, antialias=True),
+            *_finish(p, channels),
+        ]
+    )
 
 
 def model_input(views: Tensor, in_chans: int, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -85,7 +90,11 @@ def model_input(views: Tensor, in_chans: int, mean: Sequence[float], std: Sequen
     if x.shape[-3] == 4:
         x = x[..., :3, :, :]
     if x.shape[-3] != in_chans:
-        x = x.mean(-3, keepdim=True) if in_chans == 1 else x[..., :1, :, :].expand(*x.shape[:-3], in_chans, *x.shape[-2:])
+        x = (
+            x.mean(-3, keepdim=True)
+            if in_chans == 1
+            else x[..., :1, :, :].expand(*x.shape[:-3], in_chans, *x.shape[-2:])
+        )
     shape = (len(mean), 1, 1)
     return (x - torch.tensor(mean, device=x.device).view(shape)) / torch.tensor(std, device=x.device).view(shape)
 

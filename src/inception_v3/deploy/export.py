@@ -30,9 +30,11 @@ def compare_outputs(want: Tensor, got: Tensor, logits: bool = True) -> dict[str,
     diff = float((got - want).abs().max())
     result = {"max_abs_diff": diff, "relative_diff": diff / scale}
     if got.shape != want.shape or not torch.isfinite(got).all() or result["relative_diff"] > RELATIVE_TOLERANCE:
-        raise UserError(f"the exported model's output differs from PyTorch's by {diff:.2e} "
-                        f"({result['relative_diff']:.1e} of the output scale {scale:.2g}; allowed "
-                        f"{RELATIVE_TOLERANCE:.0e}); nothing was written")  # fmt: skip
+        raise UserError(
+            f"the exported model's output differs from PyTorch's by {diff:.2e} "
+            f"({result['relative_diff']:.1e} of the output scale {scale:.2g}; allowed "
+            f"{RELATIVE_TOLERANCE:.0e}); nothing was written"
+        )
     if logits and want.shape[1] > 1:
         top2 = want.topk(2, dim=1).values
         clear = (top2[:, 0] - top2[:, 1]) > RELATIVE_TOLERANCE * scale
@@ -56,8 +58,9 @@ class PooledFeatures(nn.Module):
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
 
-def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], features: bool = False,
-                 overwrite: bool = False) -> dict[str, Any]:  # fmt: skip
+def export_model(
+    model: Inception3, fmt: str, output: str | os.PathLike[str], features: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
     """Write `model` in `fmt` to `output` (atomically; an existing file only with `overwrite`); returns what was
     written and, for ONNX, the check."""
     if Path(output).exists() and not overwrite:
@@ -69,8 +72,12 @@ def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], fe
         net = PooledFeatures(net).eval()  # type: ignore[arg-type]
     size = model.config.receptive_field
     example = torch.randn(2, model.config.in_chans, size, size)
-    info: dict[str, Any] = {"format": fmt, "output": str(output), "input": [-1, model.config.in_chans, size, size],
-                            "output_name": "features" if features else "logits"}  # fmt: skip
+    info: dict[str, Any] = {
+        "format": fmt,
+        "output": str(output),
+        "input": [-1, model.config.in_chans, size, size],
+        "output_name": "features" if features else "logits",
+    }
     if fmt == "torchscript":
         scripted = torch.jit.script(net)
         _write(output, lambda tmp: torch.jit.save(scripted, tmp))
@@ -88,9 +95,15 @@ def export_model(model: Inception3, fmt: str, output: str | os.PathLike[str], fe
             with warnings.catch_warnings():  # the shape checks are constants for a fixed-size export
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(net, (example,), tmp, input_names=["images"], output_names=[info["output_name"]],
-                                  dynamic_axes={"images": {0: "batch"}, info["output_name"]: {0: "batch"}},
-                                  dynamo=False)  # fmt: skip
+                torch.onnx.export(
+                    net,
+                    (example,),
+                    tmp,
+                    input_names=["images"],
+                    output_names=[info["output_name"]],
+                    dynamic_axes={"images": {0: "batch"}, info["output_name"]: {0: "batch"}},
+                    dynamo=False,
+                )
             check = torch.randn(3, model.config.in_chans, size, size)  # another batch size than the example
             session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
             got = torch.from_numpy(session.run(None, {"images": check.numpy()})[0])

@@ -34,8 +34,9 @@ class FastInference(nn.Module):
         return self.model(x).float()  # N x num_classes
 
 
-def fast_inference(model: Inception3, device: torch.device | str = "cpu", bf16: bool | None = None,
-                   channels_last: bool = True) -> FastInference:  # fmt: skip
+def fast_inference(
+    model: Inception3, device: torch.device | str = "cpu", bf16: bool | None = None, channels_last: bool = True
+) -> FastInference:
     """BN-folded, channels_last copy of `model` on `device`, in bf16 when the device supports it
     (or when `bf16` says so). Inputs and outputs stay fp32."""
     device = torch.device(device)

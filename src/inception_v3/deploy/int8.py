@@ -48,8 +48,9 @@ def quantize_int8(model: Inception3, calibration: Iterable[Tensor]) -> Int8Model
     except ImportError:
         raise UserError("the int8 model needs torchao: pip install 'inception-v3[int8]'") from None
     if any(p.device.type != "cpu" for p in model.parameters()):
-        raise UserError("the int8 model runs on x86 CPUs only: quantize a CPU copy (model.cpu()); on a GPU use "
-                        "`mode='fast'`")  # fmt: skip
+        raise UserError(
+            "the int8 model runs on x86 CPUs only: quantize a CPU copy (model.cpu()); on a GPU use `mode='fast'`"
+        )
     batches = list(calibration)
     if not batches:
         raise ValueError("int8 quantization needs at least one calibration batch")

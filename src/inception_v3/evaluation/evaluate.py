@@ -32,10 +32,20 @@ MODES = ("fp32", "fast", "int8")
 log = logging.getLogger(__name__)
 
 
-def run_evaluation(weights: list[str], data: Any, protocol: str = "single", out: str | None = None,
-                   limit: int | None = None, central_fraction: float | None = None, mode: str = "fp32",
-                   calibration: Any = None, device: str = "auto", workers: int = 2, show_progress: bool = True,
-                   columns: tuple[str, str] = ("image", "label")) -> dict[str, Any]:  # fmt: skip
+def run_evaluation(
+    weights: list[str],
+    data: Any,
+    protocol: str = "single",
+    out: str | None = None,
+    limit: int | None = None,
+    central_fraction: float | None = None,
+    mode: str = "fp32",
+    calibration: Any = None,
+    device: str = "auto",
+    workers: int = 2,
+    show_progress: bool = True,
+    columns: tuple[str, str] = ("image", "label"),
+) -> dict[str, Any]:
     """Evaluate `weights` (one, or an ensemble) on `data` (a labeled source: a folder with one sub-folder per
     class, `wds:...`, `hf:...`, `fashion-mnist:test`, a labeled .npz batch, ...; `data.formats.open_source`) and,
     with `out`, write metrics.json, confusion.png and reliability.png atomically. The data's classes are matched
@@ -60,14 +70,31 @@ def run_evaluation(weights: list[str], data: Any, protocol: str = "single", out:
         if calib is None:
             raise UserError("`mode` int8 needs `calibration`: training images to calibrate on (a few hundred)")
         calib_source = open_source(calib, columns=columns)
-        members = [replace(m, model=quantize_int8(cast(Inception3, m.model), calibration_batches(m, calib_source)))
-                   for m in members]  # fmt: skip
-    got = extract(source, probabilities(members, protocol, where), 32 if protocol == "single" else 4, workers,
-                  desc=f"evaluate ({protocol} crop)", show_progress=show_progress)  # fmt: skip
-    metrics = classification_metrics(torch.from_numpy(got.arrays["probs"]), torch.from_numpy(labels[got.index]),
-                                     classes)  # fmt: skip
-    result = {"checkpoints": weights, "weights": sources, "data": source.name, "protocol": protocol, "mode": mode,
-              "device": where.type, "members": len(members), **metrics}  # fmt: skip
+        members = [
+            replace(m, model=quantize_int8(cast(Inception3, m.model), calibration_batches(m, calib_source)))
+            for m in members
+        ]
+    got = extract(
+        source,
+        probabilities(members, protocol, where),
+        32 if protocol == "single" else 4,
+        workers,
+        desc=f"evaluate ({protocol} crop)",
+        show_progress=show_progress,
+    )
+    metrics = classification_metrics(
+        torch.from_numpy(got.arrays["probs"]), torch.from_numpy(labels[got.index]), classes
+    )
+    result = {
+        "checkpoints": weights,
+        "weights": sources,
+        "data": source.name,
+        "protocol": protocol,
+        "mode": mode,
+        "device": where.type,
+        "members": len(members),
+        **metrics,
+    }
     if out:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,12 +113,19 @@ def known_images(source: ImageSource, classes: list[str], limit: int | None) -> 
     mapped = order[labels]
     unknown = sorted({names[y] for y in np.unique(labels) if order[y] < 0})
     if unknown and not set(classes) <= set(names):
-        raise UserError(f"{source.name} has classes the weights do not know: {', '.join(unknown[:5])} (the weights "
-                        f"know {len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")  # fmt: skip
+        raise UserError(
+            f"{source.name} has classes the weights do not know: {', '.join(unknown[:5])} (the weights "
+            f"know {len(classes)}: {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})"
+        )
     keep = np.flatnonzero(mapped >= 0)
     if unknown:
-        log.info("note: the weights know %d of the %d classes of %s: the %d images of the others are left out",
-                 len(classes), len(names), source.name, len(labels) - len(keep))  # fmt: skip
+        log.info(
+            "note: the weights know %d of the %d classes of %s: the %d images of the others are left out",
+            len(classes),
+            len(names),
+            source.name,
+            len(labels) - len(keep),
+        )
     keep = keep[:limit]
     return SubsetImages(source, keep), mapped[keep]
 
@@ -121,9 +155,12 @@ def calibration_batches(member: Member, source: ImageSource, count: int = 256) -
 
 
 def format_result(r: dict[str, Any]) -> str:
-    lines = [*(f"weights: {s}" for s in r["weights"]),
-             f"{r['protocol']} crop, {r['members']} model(s), {r['mode']}, {r['n']:,} images of {r['data']}",
-             f"top-1 {r['top1']:.2%} (error {r['top1_error']:.2%})   top-5 {r['top5']:.2%} "
-             f"(error {r['top5_error']:.2%})   ECE {r['ece']:.4f}", "per class:"]  # fmt: skip
+    lines = [
+        *(f"weights: {s}" for s in r["weights"]),
+        f"{r['protocol']} crop, {r['members']} model(s), {r['mode']}, {r['n']:,} images of {r['data']}",
+        f"top-1 {r['top1']:.2%} (error {r['top1_error']:.2%})   top-5 {r['top5']:.2%} "
+        f"(error {r['top5_error']:.2%})   ECE {r['ece']:.4f}",
+        "per class:",
+    ]
     lines += [f"  {c:<20}{a:.2%}" for c, a in r["per_class"].items()]
     return "\n".join(lines)

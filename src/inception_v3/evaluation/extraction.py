@@ -77,8 +77,9 @@ def _collate(items: list[tuple[int, Any, str | None]]) -> tuple[list[int], list[
     return [i for i, _ in good], [x for _, x in good], [bad for _, _, bad in items if bad is not None]
 
 
-def _streamed(source: ImageSource, prepare: Callable[[Stored], Any], batch_size: int
-              ) -> Iterator[tuple[list[int], list[Any], list[str]]]:  # fmt: skip
+def _streamed(
+    source: ImageSource, prepare: Callable[[Stored], Any], batch_size: int
+) -> Iterator[tuple[list[int], list[Any], list[str]]]:
     """A streamed source in batches of `batch_size` consecutive images, whatever sizes it comes in."""
     batch: list[Any] = []
     count = 0
@@ -93,9 +94,16 @@ def _streamed(source: ImageSource, prepare: Callable[[Stored], Any], batch_size:
 
 
 @torch.no_grad()
-def extract(source: ImageSource, pipeline: Pipeline, batch_size: int = 64, workers: int = 2,
-            skip_bad_images: bool = False, cache: bool = False, desc: str = "features", show_progress: bool = True
-            ) -> Extracted:  # fmt: skip
+def extract(
+    source: ImageSource,
+    pipeline: Pipeline,
+    batch_size: int = 64,
+    workers: int = 2,
+    skip_bad_images: bool = False,
+    cache: bool = False,
+    desc: str = "features",
+    show_progress: bool = True,
+) -> Extracted:
     """`pipeline.run` over every readable image of `source`, in order; from the cache when `cache` and this
     (source, pipeline) was computed before. An unreadable image stops it with one line, or is skipped and
     listed (`skip_bad_images`)."""
@@ -111,8 +119,9 @@ def extract(source: ImageSource, pipeline: Pipeline, batch_size: int = 64, worke
     if source.streamed:
         batches = _streamed(source, pipeline.prepare, batch_size)
     else:
-        batches = DataLoader(_Prepared(source, pipeline.prepare), batch_size=batch_size, num_workers=workers,
-                             collate_fn=_collate)  # fmt: skip
+        batches = DataLoader(
+            _Prepared(source, pipeline.prepare), batch_size=batch_size, num_workers=workers, collate_fn=_collate
+        )
     out: dict[str, list[np.ndarray]] = {}
     index: list[int] = []
     skipped: list[str] = []
@@ -131,6 +140,6 @@ def extract(source: ImageSource, pipeline: Pipeline, batch_size: int = 64, worke
         raise UserError(f"{source.name}: no readable images")
     result = Extracted({k: np.concatenate(v) for k, v in out.items()}, np.array(index, dtype=np.int64), skipped)
     if key is not None:
-        arrays: dict[str, Any] = {**result.arrays, "index": result.index}
-        atomic_write(key, lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
+        stored: dict[str, Any] = {**result.arrays, "index": result.index}
+        atomic_write(key, lambda tmp: np.savez(open(tmp, "wb"), **stored))  # noqa: SIM115
     return result

@@ -42,9 +42,17 @@ class Features:
     preprocessing: dict[str, Any]  # the single crop the weights expect
 
 
-def extract_features(weights: str, images: Any, taps: Sequence[int] = (), batch_size: int = 32,
-                     central_fraction: float | None = None, device: str = "auto", workers: int = 2,
-                     show_progress: bool = True, columns: tuple[str, str] = ("image", "label")) -> Features:  # fmt: skip
+def extract_features(
+    weights: str,
+    images: Any,
+    taps: Sequence[int] = (),
+    batch_size: int = 32,
+    central_fraction: float | None = None,
+    device: str = "auto",
+    workers: int = 2,
+    show_progress: bool = True,
+    columns: tuple[str, str] = ("image", "label"),
+) -> Features:
     """Pooled features of every image of `images` (a source: `data.formats.open_source`), on `device` (cpu, cuda
     or auto; JPEGs are decoded on a GPU there)."""
     unknown = [t for t in taps if t not in FEATURE_TAPS]
@@ -75,8 +83,9 @@ def _prepared(transform: v2.Compose, item: Stored) -> Tensor:
     return transform(decode_stored(item))
 
 
-def _taps(net: nn.Module, transform: v2.Compose, taps: list[int], device: torch.device, on_device: bool,
-          items: list[Any]) -> dict[str, Tensor]:  # fmt: skip
+def _taps(
+    net: nn.Module, transform: v2.Compose, taps: list[int], device: torch.device, on_device: bool, items: list[Any]
+) -> dict[str, Tensor]:
     x = torch.stack([transform(im) for im in decode_batch(items, device)] if on_device else items).to(device)
     pooled = pooled_taps(net, x.contiguous(memory_format=torch.channels_last), taps)  # type: ignore[arg-type]
     return {str(t): v.float() for t, v in pooled.items()}
@@ -93,8 +102,11 @@ def write_features(features: Features, output: str | os.PathLike[str], overwrite
     from safetensors.torch import save_file
 
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in features.arrays.items()}
-    meta = {"files": json.dumps(features.names), "weights": features.weights,
-            "preprocessing": json.dumps(features.preprocessing)}
+    meta = {
+        "files": json.dumps(features.names),
+        "weights": features.weights,
+        "preprocessing": json.dumps(features.preprocessing),
+    }
     if features.classes is not None:
         meta["classes"] = json.dumps(features.classes)
     atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -109,4 +121,3 @@ def check_output(output: str | os.PathLike[str], overwrite: bool) -> Path:
     if out.exists() and not overwrite:
         raise UserError(f"{out} exists; choose another path or pass `overwrite=True`")
     return out
-

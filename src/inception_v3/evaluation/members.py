@@ -41,8 +41,9 @@ class Member:
         return f"{self.report.weights} ({self.report.source}; {self.report.summary()}; {crop})"
 
 
-def load_members(weights: list[str], central_fraction: float | None = None, device: torch.device | str = "cpu"
-                 ) -> tuple[list[Member], list[str]]:  # fmt: skip
+def load_members(
+    weights: list[str], central_fraction: float | None = None, device: torch.device | str = "cpu"
+) -> tuple[list[Member], list[str]]:
     """The ensemble's models (eval mode, on `device`) with their preprocessing, and their shared class names.
     `central_fraction` overrides the crop fraction the weights come with."""
     members: list[Member] = []
@@ -51,8 +52,10 @@ def load_members(weights: list[str], central_fraction: float | None = None, devi
         model, report = load_pretrained(path)
         names = report.classes or [str(i) for i in range(model.config.num_classes)]
         if classes is not None and names != classes:
-            raise UserError(f"{path} predicts other classes than {weights[0]} ({len(names)} vs {len(classes)}); "
-                            f"ensemble members must share their classes")  # fmt: skip
+            raise UserError(
+                f"{path} predicts other classes than {weights[0]} ({len(names)} vs {len(classes)}); "
+                f"ensemble members must share their classes"
+            )
         classes = names
         view = ViewSpec.from_dict(report.preprocessing)
         if central_fraction is not None:
@@ -80,7 +83,11 @@ def predict_probs(members: list[Member], images: list[Tensor], protocol: str) ->
         c, device = m.config, model_device(m.model)
         views = torch.stack([crop_views(im, c.receptive_field, protocol, m.view) for im in images])
         flat = views.flatten(0, 1)  # (N * crops) x C x H x W
-        probs = torch.cat([m.model(model_input(chunk.to(device), c.in_chans, c.mean, c.std)).softmax(1).cpu()
-                           for chunk in flat.split(128)])  # fmt: skip
+        probs = torch.cat(
+            [
+                m.model(model_input(chunk.to(device), c.in_chans, c.mean, c.std)).softmax(1).cpu()
+                for chunk in flat.split(128)
+            ]
+        )
         out.append(probs.view(len(images), -1, probs.shape[1]).mean(1))
     return torch.stack(out).mean(0)

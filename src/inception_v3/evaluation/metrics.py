@@ -40,9 +40,17 @@ def expected_calibration_error(sums: Tensor) -> float:
 def calibration_table(sums: Tensor) -> list[dict[str, float]]:
     """Per non-empty bin: its edges, mean confidence, accuracy and count (the reliability diagram)."""
     bins = sums.shape[1]
-    return [{"low": k / bins, "high": (k + 1) / bins, "confidence": float(sums[1, k] / sums[0, k]),
-             "accuracy": float(sums[2, k] / sums[0, k]), "count": int(sums[0, k])}
-            for k in range(bins) if sums[0, k] > 0]  # fmt: skip
+    return [
+        {
+            "low": k / bins,
+            "high": (k + 1) / bins,
+            "confidence": float(sums[1, k] / sums[0, k]),
+            "accuracy": float(sums[2, k] / sums[0, k]),
+            "count": int(sums[0, k]),
+        }
+        for k in range(bins)
+        if sums[0, k] > 0
+    ]
 
 
 @torch.no_grad()
@@ -72,12 +80,14 @@ def evaluate(
             logits = model(x).float()
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct = top5 == y[:, None]
-        sums += torch.stack([
-            torch.tensor(float(len(y)), device=device, dtype=torch.float64),
-            correct[:, 0].sum().double(),
-            correct.any(1).sum().double(),
-            F.cross_entropy(logits, y, reduction="sum").double(),
-        ])  # fmt: skip
+        sums += torch.stack(
+            [
+                torch.tensor(float(len(y)), device=device, dtype=torch.float64),
+                correct[:, 0].sum().double(),
+                correct.any(1).sum().double(),
+                F.cross_entropy(logits, y, reduction="sum").double(),
+            ]
+        )
         calibration += calibration_sums(logits.softmax(1), y)
         if num_classes:
             confusion += torch.bincount(y * num_classes + top5[:, 0], minlength=num_classes**2).view_as(confusion)
@@ -86,8 +96,13 @@ def evaluate(
             torch.distributed.all_reduce(t)
     model.train(was_training)
     n = max(sums[0].item(), 1.0)
-    result: dict[str, Any] = {"n": int(sums[0].item()), "top1": sums[1].item() / n, "top5": sums[2].item() / n,
-                              "loss": sums[3].item() / n, "ece": expected_calibration_error(calibration)}  # fmt: skip
+    result: dict[str, Any] = {
+        "n": int(sums[0].item()),
+        "top1": sums[1].item() / n,
+        "top5": sums[2].item() / n,
+        "loss": sums[3].item() / n,
+        "ece": expected_calibration_error(calibration),
+    }
     if num_classes:
         result["confusion"] = confusion.cpu().tolist()
     return result
@@ -102,6 +117,14 @@ def classification_metrics(probs: Tensor, labels: Tensor, classes: list[str]) ->
     per_class = {c: float(confusion[i, i]) / max(int(confusion[i].sum()), 1) for i, c in enumerate(classes)}
     sums = calibration_sums(probs, labels)
     top1, top5_acc = float(hit[:, 0].float().mean()), float(hit.any(1).float().mean())
-    return {"n": len(labels), "top1": top1, "top5": top5_acc, "top1_error": 1 - top1, "top5_error": 1 - top5_acc,
-            "ece": expected_calibration_error(sums), "per_class": per_class, "confusion": confusion.tolist(),
-            "calibration": calibration_table(sums)}  # fmt: skip
+    return {
+        "n": len(labels),
+        "top1": top1,
+        "top5": top5_acc,
+        "top1_error": 1 - top1,
+        "top5_error": 1 - top5_acc,
+        "ece": expected_calibration_error(sums),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "calibration": calibration_table(sums),
+    }

@@ -14,9 +14,16 @@ from .extraction import extract
 from .members import load_members
 
 
-def predict(weights: list[str], images: list[str] | Any, top_k: int = 5, protocol: str = "single",
-            central_fraction: float | None = None, device: str = "auto", workers: int = 0,
-            columns: tuple[str, str] = ("image", "label")) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+def predict(
+    weights: list[str],
+    images: list[str] | Any,
+    top_k: int = 5,
+    protocol: str = "single",
+    central_fraction: float | None = None,
+    device: str = "auto",
+    workers: int = 0,
+    columns: tuple[str, str] = ("image", "label"),
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Top-k (label, probability) per image, and a line per model saying what was loaded. `images`: files,
     folders and globs, or one source (`data.formats.open_images`)."""
     source = open_images(images if isinstance(images, list) else [images], columns)

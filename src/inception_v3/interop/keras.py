@@ -66,8 +66,11 @@ def keras_layer_order(model: Inception3) -> list[str]:
             for node in reversed(graph.nodes):
                 depth[node] = max((depth[u] + 1 for u in node.users), default=0)
             created = [n for n, m in child.named_children() if isinstance(m, ConvBN)]
-            convs = [(str(n.target).rsplit(".", 1)[0], depth[n]) for n in graph.nodes
-                     if n.op == "call_module" and str(n.target).endswith(".conv")]  # fmt: skip
+            convs = [
+                (str(n.target).rsplit(".", 1)[0], depth[n])
+                for n in graph.nodes
+                if n.op == "call_module" and str(n.target).endswith(".conv")
+            ]
             convs.sort(key=lambda c: (-c[1], created.index(c[0])))
             order += [f"{name}.{c}" for c, _ in convs]
     return order
@@ -81,15 +84,24 @@ def keras_state_dict(layers: list[tuple[str, list[Tensor]]], model: Inception3) 
     dense = [v for _, v in layers if len(v) == 2 and v[0].ndim == 2]
     ours = keras_layer_order(model)
     if len(convs) != len(ours) or len(norms) != len(ours):
-        raise UserError(f"the Keras file has {len(convs)} conv and {len(norms)} batch-norm layers; "
-                        f"Inception-v3 has {len(ours)} of each")  # fmt: skip
+        raise UserError(
+            f"the Keras file has {len(convs)} conv and {len(norms)} batch-norm layers; "
+            f"Inception-v3 has {len(ours)} of each"
+        )
     state: dict[str, Tensor] = {}
     for name, conv, norm in zip(ours, convs, norms, strict=True):
         state[f"{name}.conv.weight"] = conv[0].permute(3, 2, 0, 1).contiguous()
         gamma = norm[0] if len(norm) == 4 else torch.ones_like(norm[-1])
         beta, mean, var = norm[-3:]
-        state.update({f"{name}.bn.weight": gamma, f"{name}.bn.bias": beta, f"{name}.bn.running_mean": mean,
-                      f"{name}.bn.running_var": var, f"{name}.bn.num_batches_tracked": torch.tensor(0)})  # fmt: skip
+        state.update(
+            {
+                f"{name}.bn.weight": gamma,
+                f"{name}.bn.bias": beta,
+                f"{name}.bn.running_mean": mean,
+                f"{name}.bn.running_var": var,
+                f"{name}.bn.num_batches_tracked": torch.tensor(0),
+            }
+        )
     if dense:
         state["fc.weight"], state["fc.bias"] = dense[0][0].t().contiguous(), dense[0][1]
     return state

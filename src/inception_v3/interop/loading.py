@@ -50,8 +50,9 @@ def _heads(keys: list[str]) -> str:
     return ", ".join(sorted({k.rsplit(".", 1)[0] for k in keys}))
 
 
-def load_into(model: Inception3, state: dict[str, Tensor], source: str, fresh: tuple[str, ...] = (),
-              dropped: tuple[str, ...] = ()) -> LoadReport:  # fmt: skip
+def load_into(
+    model: Inception3, state: dict[str, Tensor], source: str, fresh: tuple[str, ...] = (), dropped: tuple[str, ...] = ()
+) -> LoadReport:
     """Copy the file's tensors into `model`. Keys under a `fresh` prefix may be missing (they keep their
     new initialization) or, for classifiers, have another shape (replaced); anything else must match.
     File keys under a `dropped` prefix (a head the caller leaves out on purpose) are not reported as unused."""

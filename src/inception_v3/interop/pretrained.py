@@ -32,13 +32,21 @@ WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".h5")
 DEFAULT_PREPROCESSING = {"resize": "squash", "crop_fraction": 0.875, "interpolation": "bilinear"}
 
 
-def save_pretrained(model: Inception3, directory: str | os.PathLike[str], classes: list[str] | None = None,
-                    preprocessing: dict[str, Any] | None = None) -> Path:  # fmt: skip
+def save_pretrained(
+    model: Inception3,
+    directory: str | os.PathLike[str],
+    classes: list[str] | None = None,
+    preprocessing: dict[str, Any] | None = None,
+) -> Path:
     """Write config.json (config, class names, preprocessing) and model.safetensors, each atomically."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"architecture": "inception_v3", "config": model.config.to_dict(), "classes": classes or [],
-            "preprocessing": preprocessing or DEFAULT_PREPROCESSING}  # fmt: skip
+    meta = {
+        "architecture": "inception_v3",
+        "config": model.config.to_dict(),
+        "classes": classes or [],
+        "preprocessing": preprocessing or DEFAULT_PREPROCESSING,
+    }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     atomic_write_text(out / CONFIG_NAME, json.dumps(meta, indent=2))
@@ -50,13 +58,18 @@ def from_pretrained(weights: str | os.PathLike[str], **overrides: Any) -> Incept
     return load_pretrained(weights, **overrides)[0]
 
 
-def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], preset: str = "inception_v3",
-            num_classes: int | None = None, overwrite: bool = False) -> LoadReport:  # fmt: skip
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    preset: str = "inception_v3",
+    num_classes: int | None = None,
+    overwrite: bool = False,
+) -> LoadReport:
     """Weights from any ecosystem (`load_pretrained`) saved in our format (`save_pretrained`) in `dst`."""
     out = Path(dst)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} is not empty; choose another folder or pass `overwrite=True`")
-    overrides = {"num_classes": num_classes} if num_classes is not None else {}
+    overrides: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
     model, report = load_pretrained(src, preset=preset, **overrides)
     save_pretrained(model, out, classes=report.classes, preprocessing=report.preprocessing)
     return report
@@ -76,8 +89,9 @@ def resolve_weights(weights: str | os.PathLike[str], progress: bool = True) -> t
     if path.suffix in WEIGHT_SUFFIXES or os.sep in text:
         raise UserError(f"weights file {path} does not exist")
     names = ", ".join(s.name for s in list_weights())
-    raise UserError(f"unknown weights {text!r}: not a file, a URL or a known name ({names}); "
-                    f"`inception-v3 weights` lists them")  # fmt: skip
+    raise UserError(
+        f"unknown weights {text!r}: not a file, a URL or a known name ({names}); `inception-v3 weights` lists them"
+    )
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -110,17 +124,22 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         if not state or not all(isinstance(v, Tensor) for v in state.values()):
             raise UserError(f"{path} does not hold a state_dict of tensors")
         return state, {}
-    raise UserError(f"unknown weights format {path.suffix or path.name!r}; expected a save_pretrained folder, "
-                    f".safetensors, .pth, .pt or a Keras .h5")  # fmt: skip
+    raise UserError(
+        f"unknown weights format {path.suffix or path.name!r}; expected a save_pretrained folder, "
+        f".safetensors, .pth, .pt or a Keras .h5"
+    )
 
 
 def _training_checkpoint(state: dict[str, Any], path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
     try:
         weights = state["ema"]["module"] if "ema" in state else state["model"]
         eval_crop = float(state.get("train_config", {}).get("eval_crop", 0.875))
-        meta = {"config": dict(state["model_config"]), "classes": list(state.get("classes", [])),
-                "source": "averaged weights" if "ema" in state else "raw weights",
-                "preprocessing": {**DEFAULT_PREPROCESSING, "crop_fraction": eval_crop}}  # fmt: skip
+        meta = {
+            "config": dict(state["model_config"]),
+            "classes": list(state.get("classes", [])),
+            "source": "averaged weights" if "ema" in state else "raw weights",
+            "preprocessing": {**DEFAULT_PREPROCESSING, "crop_fraction": eval_crop},
+        }
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UserError(f"{path} looks like a training checkpoint of this project but is incomplete") from None
     return weights, meta
@@ -133,8 +152,9 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
         raise UserError(f"cannot read {path}: {reason(exc)} (damaged or not a safetensors file)") from None
 
 
-def load_pretrained(weights: str | os.PathLike[str], preset: str = "inception_v3", progress: bool = True,
-                    **overrides: Any) -> tuple[Inception3, LoadReport]:  # fmt: skip
+def load_pretrained(
+    weights: str | os.PathLike[str], preset: str = "inception_v3", progress: bool = True, **overrides: Any
+) -> tuple[Inception3, LoadReport]:
     """Build a model for `weights` (a name, URL or path) and load them strictly.
 
     The config comes from the file when it has one (ours), from the named entry, or from `preset` with

@@ -73,8 +73,12 @@ def imagenet_categories() -> list[str]:
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # timm's published ImageNet results (results/results-imagenet.csv in the timm repository, commit 0173a139):
 # top-1 and top-5 at 299x299, crop 0.875, bicubic.
-TIMM_RESULTS = {"tf_in1k": (77.862, 93.644), "tf_adv_in1k": (77.592, 93.730), "gluon_in1k": (78.806, 94.374),
-                "tv_in1k": (77.434, 93.474)}  # fmt: skip
+TIMM_RESULTS = {
+    "tf_in1k": (77.862, 93.644),
+    "tf_adv_in1k": (77.592, 93.730),
+    "gluon_in1k": (78.806, 94.374),
+    "tv_in1k": (77.434, 93.474),
+}
 TIMM_DESCRIPTIONS = {
     "tf_in1k": "TF-slim's Inception-v3 (the paper's model), ported by timm",
     "tf_adv_in1k": "TF's adversarially trained Inception-v3, ported by timm",
@@ -83,12 +87,17 @@ TIMM_DESCRIPTIONS = {
 }
 # Keras' InceptionV3 weights: md5 sums as given in keras.applications.inception_v3 (Keras 3.15).
 KERAS_URLS = {
-    "keras/imagenet": ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-                       "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", "9a0d58056eeedaa3f26cb7ebd46da564"),
-    "keras/imagenet-notop": ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-                             "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                             "bcbd6486424b2319ff4ef7d526e38f63"),
-}  # fmt: skip
+    "keras/imagenet": (
+        "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+        "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+        "9a0d58056eeedaa3f26cb7ebd46da564",
+    ),
+    "keras/imagenet-notop": (
+        "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "bcbd6486424b2319ff4ef7d526e38f63",
+    ),
+}
 FID_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 
 
@@ -272,12 +281,25 @@ def weights_table() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for w in list_weights():
         cached = cached_file(w)
-        rows.append({"name": w.name, "aliases": list(w.aliases), "source": w.source, "description": w.description,
-                     "url": w.download_url, "file_size": w.file_size, "sha256": w.sha256, "md5": w.md5,
-                     "top1": w.top1, "top5": w.top5, "metrics_source": w.metrics_source,
-                     "preprocessing": {**w.preprocessing(), "mean": list(w.mean), "std": list(w.std)},
-                     "classes": f"{w.num_classes} ({'indices' if w.categories == 'index' else 'ImageNet-1k names'})",
-                     "classifier": w.has_classifier, "preset": w.preset,
-                     "cached": str(cached) if cached else None,
-                     "cached_size": cached.stat().st_size if cached else None})  # fmt: skip
+        rows.append(
+            {
+                "name": w.name,
+                "aliases": list(w.aliases),
+                "source": w.source,
+                "description": w.description,
+                "url": w.download_url,
+                "file_size": w.file_size,
+                "sha256": w.sha256,
+                "md5": w.md5,
+                "top1": w.top1,
+                "top5": w.top5,
+                "metrics_source": w.metrics_source,
+                "preprocessing": {**w.preprocessing(), "mean": list(w.mean), "std": list(w.std)},
+                "classes": f"{w.num_classes} ({'indices' if w.categories == 'index' else 'ImageNet-1k names'})",
+                "classifier": w.has_classifier,
+                "preset": w.preset,
+                "cached": str(cached) if cached else None,
+                "cached_size": cached.stat().st_size if cached else None,
+            }
+        )
     return rows

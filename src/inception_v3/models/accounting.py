@@ -127,22 +127,52 @@ def factorization_savings(model: Inception3) -> list[dict[str, Any]]:
     """
     cfg = model.config
     k5 = model.Mixed_5b.branch5x5_2.conv.out_channels
-    a, b, c = (model.Mixed_5b.branch3x3dbl_2.conv.in_channels, model.Mixed_5b.branch3x3dbl_2.conv.out_channels,
-               model.Mixed_5b.branch3x3dbl_3.conv.out_channels)  # fmt: skip
+    a, b, c = (
+        model.Mixed_5b.branch3x3dbl_2.conv.in_channels,
+        model.Mixed_5b.branch3x3dbl_2.conv.out_channels,
+        model.Mixed_5b.branch3x3dbl_3.conv.out_channels,
+    )
     k7 = model.Mixed_6b.branch7x7_2.conv.out_channels
     k3 = model.Mixed_7b.branch3x3_2a.conv.out_channels
     g35, g17, g8 = 35, 17, 8
     cases: list[tuple[str, float | None, int, Any, Any, Any, Any]] = [
-        ("5x5 -> two 3x3 (Mixed_5b)", 0.28, g35,
-         [(k5, k5, 5, 2)], [(k5, k5, 3, 1), (k5, k5, 3, 1)],
-         [(a, c, 5, 2)], [(a, b, 3, 1), (b, c, 3, 1)]),
-        ("3x3 -> 3x1 + 1x3 (Mixed_7b)", 0.33, g8,
-         [(k3, k3, 3, 1)], [(k3, k3, (3, 1), (1, 0)), (k3, k3, (1, 3), (0, 1))], None, None),
-        ("3x3 -> two 2x2", 0.11, g17,
-         [(k7, k7, 3, 1)], [(k7, k7, 2, (0, 1, 0, 1)), (k7, k7, 2, (1, 0, 1, 0))], None, None),
-        ("7x7 -> 1x7 + 7x1 (Mixed_6b)", None, g17,
-         [(k7, k7, 7, 3)], [(k7, k7, (1, 7), (0, 3)), (k7, k7, (7, 1), (3, 0))], None, None),
-    ]  # fmt: skip
+        (
+            "5x5 -> two 3x3 (Mixed_5b)",
+            0.28,
+            g35,
+            [(k5, k5, 5, 2)],
+            [(k5, k5, 3, 1), (k5, k5, 3, 1)],
+            [(a, c, 5, 2)],
+            [(a, b, 3, 1), (b, c, 3, 1)],
+        ),
+        (
+            "3x3 -> 3x1 + 1x3 (Mixed_7b)",
+            0.33,
+            g8,
+            [(k3, k3, 3, 1)],
+            [(k3, k3, (3, 1), (1, 0)), (k3, k3, (1, 3), (0, 1))],
+            None,
+            None,
+        ),
+        (
+            "3x3 -> two 2x2",
+            0.11,
+            g17,
+            [(k7, k7, 3, 1)],
+            [(k7, k7, 2, (0, 1, 0, 1)), (k7, k7, 2, (1, 0, 1, 0))],
+            None,
+            None,
+        ),
+        (
+            "7x7 -> 1x7 + 7x1 (Mixed_6b)",
+            None,
+            g17,
+            [(k7, k7, 7, 3)],
+            [(k7, k7, (1, 7), (0, 3)), (k7, k7, (7, 1), (3, 0))],
+            None,
+            None,
+        ),
+    ]
     out = []
     for name, paper, grid, full, factored, full_real, factored_real in cases:
         row: dict[str, Any] = {"factorization": name, "paper_saving": paper}
@@ -173,8 +203,11 @@ def layer_depth(model: Inception3) -> dict[str, int]:
     `paper_style`: like the paper's Table 1, which lists the stem convs and the Inception modules
     (Figures 5-7) but not the grid-reduction modules Mixed_6a / Mixed_7a, plus the final linear.
     """
-    stem = [n for n in ("Conv2d_1a_7x7", "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1",
-                        "Conv2d_4a_3x3") if getattr(model, n) is not None]  # fmt: skip
+    stem = [
+        n
+        for n in ("Conv2d_1a_7x7", "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
+        if getattr(model, n) is not None
+    ]
     blocks = {n: _longest_conv_path(getattr(model, n)) for n, _ in model.named_children() if n.startswith("Mixed")}
     reductions = blocks["Mixed_6a"] + blocks["Mixed_7a"]
     total = len(stem) + sum(blocks.values()) + 1
@@ -220,10 +253,15 @@ def format_summary(s: dict[str, Any]) -> str:
         "Table 2, receptive-field variants (main path, each at its own input size):",
     ]
     for r in s["receptive_fields"]:
-        lines.append(f"  {r['receptive_field']:>3}x{r['receptive_field']:<3} {r['macs'] / 1e9:8.3f} G"
-                     f"  ({r['ratio_to_299']:.3f} x the 299 variant)")  # fmt: skip
-    lines += ["", "Section 3 factorization savings (multiply-adds, on ConvBN layers):",
-              f"  {'factorization':<30}{'paper':>8}{'equal widths':>14}{'as built':>10}"]  # fmt: skip
+        lines.append(
+            f"  {r['receptive_field']:>3}x{r['receptive_field']:<3} {r['macs'] / 1e9:8.3f} G"
+            f"  ({r['ratio_to_299']:.3f} x the 299 variant)"
+        )
+    lines += [
+        "",
+        "Section 3 factorization savings (multiply-adds, on ConvBN layers):",
+        f"  {'factorization':<30}{'paper':>8}{'equal widths':>14}{'as built':>10}",
+    ]
     for r in s["factorization"]:
         paper = f"{r['paper_saving']:.0%}" if r["paper_saving"] is not None else "-"
         built = f"{r['as_built_saving']:.0%}" if "as_built_saving" in r else "-"
@@ -243,7 +281,14 @@ def preset_table() -> list[dict[str, Any]]:
     rows = []
     for preset in PRESETS.values():
         model = Inception3(preset.config)
-        rows.append({"name": preset.name, "description": preset.description,
-                     "params": sum(p.numel() for p in model.parameters()), "input": preset.config.receptive_field,
-                     "min_input": model.min_size, "config": preset.config.to_dict()})  # fmt: skip
+        rows.append(
+            {
+                "name": preset.name,
+                "description": preset.description,
+                "params": sum(p.numel() for p in model.parameters()),
+                "input": preset.config.receptive_field,
+                "min_input": model.min_size,
+                "config": preset.config.to_dict(),
+            }
+        )
     return rows

@@ -18,8 +18,20 @@ V3 = {"preset": "inception_v3"}
 # A run's id covers its training settings, not its data's location or format (the same images train to the
 # same weights from a folder, shards or an HF dataset; the report finds records by these ids alone): one
 # --out-dir per data set.
-UNHASHED = ("out_dir", "name", "workers", "device", "dataset", "data_dir", "train_split", "val_split",
-            "image_column", "label_column", "checkpoint_every", "keep_last")  # fmt: skip
+UNHASHED = (
+    "out_dir",
+    "name",
+    "workers",
+    "device",
+    "dataset",
+    "data_dir",
+    "train_split",
+    "val_split",
+    "image_column",
+    "label_column",
+    "checkpoint_every",
+    "keep_last",
+)
 
 
 @dataclass(frozen=True)
@@ -133,8 +145,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def run_config(budget: str, overrides: dict[str, Any], seed: int, out_dir: Path, data: dict[str, Any] | None = None
-               ) -> TrainConfig:  # fmt: skip
+def run_config(
+    budget: str, overrides: dict[str, Any], seed: int, out_dir: Path, data: dict[str, Any] | None = None
+) -> TrainConfig:
     """The full training config of one run: recipe <- budget <- variant <- seed, with the data options
     given (`dataset`, `data_dir`, splits, columns); its name is its hash."""
     spec = BUDGETS[budget]
@@ -145,8 +158,14 @@ def run_config(budget: str, overrides: dict[str, Any], seed: int, out_dir: Path,
     return dataclasses.replace(cfg, out_dir=str(out_dir / budget), name=f"{digest}-seed{seed}")
 
 
-def variant_runs(exp: Experiment, variant: Variant, budget: str, seeds: int, out_dir: Path = Path("runs"),
-                 data: dict[str, Any] | None = None) -> list[tuple[str, list[TrainConfig]]]:  # fmt: skip
+def variant_runs(
+    exp: Experiment,
+    variant: Variant,
+    budget: str,
+    seeds: int,
+    out_dir: Path = Path("runs"),
+    data: dict[str, Any] | None = None,
+) -> list[tuple[str, list[TrainConfig]]]:
     """(record id, the training runs it covers) for each of `seeds` seeds (one id for an ensemble)."""
     if not exp.crops:
         cfgs = [run_config(budget, variant.overrides, s, out_dir, data) for s in range(seeds)]

@@ -18,10 +18,13 @@ MAX_SEEDS = 20
 def gather(exp: Experiment, budget: str, records: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """variant name -> its records (one per seed, or one for an ensemble)."""
     if exp.crops:
-        return {v.name: [r for r in records.values() if r["kind"] == "crops" and r["variant"] == v.name]
-                for v in exp.variants}  # fmt: skip
-    return {v.name: [records[i] for i, _ in variant_runs(exp, v, budget, MAX_SEEDS) if i in records]
-            for v in exp.variants}  # fmt: skip
+        return {
+            v.name: [r for r in records.values() if r["kind"] == "crops" and r["variant"] == v.name]
+            for v in exp.variants
+        }
+    return {
+        v.name: [records[i] for i, _ in variant_runs(exp, v, budget, MAX_SEEDS) if i in records] for v in exp.variants
+    }
 
 
 def top1s(recs: list[dict[str, Any]]) -> list[float]:
@@ -58,9 +61,11 @@ def table(exp: Experiment, rows: dict[str, list[dict[str, Any]]]) -> list[str]:
     ref = exp.variants[0]
     ref_ours = top1s(rows[ref.name])
     ref_mean = mean_std(ref_ours)[0] if ref_ours else None
-    lines = ["| variant | paper top-1 (ImageNet) | paper vs first row | ours top-1 (mean +- std, seeds) | "
-             "ours vs first row | ECE | mult-adds | time per run |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| variant | paper top-1 (ImageNet) | paper vs first row | ours top-1 (mean +- std, seeds) | "
+        "ours vs first row | ECE | mult-adds | time per run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for v in exp.variants:
         recs = rows[v.name]
         paper_delta = None if v.paper_top1 is None or ref.paper_top1 is None else v.paper_top1 - ref.paper_top1
@@ -74,8 +79,10 @@ def table(exp: Experiment, rows: dict[str, list[dict[str, Any]]]) -> list[str]:
             when = f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.0f} s"
         else:
             ours, delta, ece, macs, when = "not run", "-", "-", "-", "-"
-        lines.append(f"| {v.name} | {_fmt(v.paper_top1, '.1f')} | {_fmt(paper_delta)} | {ours} | {delta} | {ece} | "
-                     f"{macs} | {when} |")  # fmt: skip
+        lines.append(
+            f"| {v.name} | {_fmt(v.paper_top1, '.1f')} | {_fmt(paper_delta)} | {ours} | {delta} | {ece} | "
+            f"{macs} | {when} |"
+        )
     return lines
 
 
@@ -119,28 +126,34 @@ def budget_line(budget: str, records: dict[str, dict[str, Any]]) -> str:
     hours = sum(r["train_seconds"] for r in trains) / 3600
     data = f"{t['train_subset']:,} training images" if t.get("train_subset") else "the whole training set"
     val = f"the first {t['val_subset']:,} test images (spread evenly)" if t.get("val_subset") else "the test set"
-    return (f"Budget `{budget}`: {t['dataset']}, width x{t['width_multiplier']}, {t['epochs']} epoch(s) of {data}, "
-            f"batch {t['batch_size']}, lr {t['lr']} ({t['optimizer']} unless the variant says otherwise), "
-            f"amp {t['amp']}; top-1 of the running-average weights on {val}. {len(trains)} training runs, "
-            f"{hours:.1f} h of training in all, on {m['cpus']} CPU(s) `{m['processor'] or m['platform']}`"
-            f"{' + ' + m['cuda'] if m.get('cuda') else ''}, torch {m['torch']}.")  # fmt: skip
+    return (
+        f"Budget `{budget}`: {t['dataset']}, width x{t['width_multiplier']}, {t['epochs']} epoch(s) of {data}, "
+        f"batch {t['batch_size']}, lr {t['lr']} ({t['optimizer']} unless the variant says otherwise), "
+        f"amp {t['amp']}; top-1 of the running-average weights on {val}. {len(trains)} training runs, "
+        f"{hours:.1f} h of training in all, on {m['cpus']} CPU(s) `{m['processor'] or m['platform']}`"
+        f"{' + ' + m['cuda'] if m.get('cuda') else ''}, torch {m['torch']}."
+    )
 
 
 def write_report(records_dir: Path, report: Path) -> list[Path]:
     """Write `report` and its figures (in `<report stem>/figures/`); returns the figure paths."""
     data = load_records(records_dir)
     figures_dir = report.parent / report.stem / "figures"
-    lines = ["# Reproducing the paper's experiments", "",
-             "Generated from the run records in "
-             f"`{records_dir}` by `inception-v3 reproduce --report-only --records {records_dir} --report {report}`; "
-             "the runs themselves by `inception-v3 reproduce EXPERIMENT --budget BUDGET --seeds N` (see the README).",
-             "",
-             "The paper's numbers are ImageNet top-1 accuracies (`../shared/paper/facts.md`); ours are on another "
-             "data set at a far smaller budget, so the absolute numbers are not comparable. What is compared is "
-             "each claim's direction: the difference between two rows. A claim is *reproduced* when our difference "
-             "has the paper's sign and is larger than the spread over seeds (the larger standard deviation of the "
-             "two rows), *not reproduced* when it is larger with the opposite sign, and *not distinguishable at "
-             "this budget* otherwise.", ""]  # fmt: skip
+    lines = [
+        "# Reproducing the paper's experiments",
+        "",
+        "Generated from the run records in "
+        f"`{records_dir}` by `inception-v3 reproduce --report-only --records {records_dir} --report {report}`; "
+        "the runs themselves by `inception-v3 reproduce EXPERIMENT --budget BUDGET --seeds N` (see the README).",
+        "",
+        "The paper's numbers are ImageNet top-1 accuracies (`../shared/paper/facts.md`); ours are on another "
+        "data set at a far smaller budget, so the absolute numbers are not comparable. What is compared is "
+        "each claim's direction: the difference between two rows. A claim is *reproduced* when our difference "
+        "has the paper's sign and is larger than the spread over seeds (the larger standard deviation of the "
+        "two rows), *not reproduced* when it is larger with the opposite sign, and *not distinguishable at "
+        "this budget* otherwise.",
+        "",
+    ]
     figures = []
     for budget in [b for b in BUDGETS if b in data]:
         records = data[budget]

@@ -57,10 +57,14 @@ def train_record(cfg: TrainConfig, final: dict[str, Any], run_dir: Path) -> dict
         "curve": steps,
         "epochs": [r for r in metrics if r["kind"] == "epoch"],
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "torch": torch.__version__,
-                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-    }  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
+    }
 
 
 def run_training(cfg: TrainConfig) -> dict[str, Any] | None:
@@ -97,8 +101,12 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
     from ..evaluation.evaluate import run_evaluation
 
     source_exp = next(e for e in EXPERIMENTS.values() if any(v.name == exp.source for v in e.variants))
-    needed = [i for v in source_exp.variants if v.name == exp.source
-              for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data)]  # fmt: skip
+    needed = [
+        i
+        for v in source_exp.variants
+        if v.name == exp.source
+        for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data)
+    ]
     if not all(record_path(records, budget, i).exists() for i in needed):
         log.info(f"[{exp.name}] training the {exp.source} runs of {source_exp.name} first")
         if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data):
@@ -121,13 +129,24 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
                     f"{missing[0]} is missing (its run record exists but the checkpoint was removed); "
                     f"delete {record_path(records, budget, Path(missing[0]).parent.name)} to retrain"
                 )
-            val = open_split(group[0].dataset, group[0].data_dir, group[0].val_split or default_splits(
-                group[0].dataset, group[0].data_dir)[1], (group[0].image_column, group[0].label_column))
-            result = run_evaluation(ckpts, val, protocol, limit=limit, central_fraction=group[0].eval_crop,
-                                    show_progress=False)  # fmt: skip
-            record = {"kind": "crops", "variant": variant.name, "protocol": protocol, "members": ids,
-                      "seed": group[0].seed if len(group) == 1 else None, "seconds": time.time() - started,
-                      "final": {"ema": {k: result[k] for k in ("n", "top1", "top5", "ece")}}}  # fmt: skip
+            val = open_split(
+                group[0].dataset,
+                group[0].data_dir,
+                group[0].val_split or default_splits(group[0].dataset, group[0].data_dir)[1],
+                (group[0].image_column, group[0].label_column),
+            )
+            result = run_evaluation(
+                ckpts, val, protocol, limit=limit, central_fraction=group[0].eval_crop, show_progress=False
+            )
+            record = {
+                "kind": "crops",
+                "variant": variant.name,
+                "protocol": protocol,
+                "members": ids,
+                "seed": group[0].seed if len(group) == 1 else None,
+                "seconds": time.time() - started,
+                "final": {"ema": {k: result[k] for k in ("n", "top1", "top5", "ece")}},
+            }
             if main_rank():
                 write_json(path, record)
     return True
@@ -138,9 +157,16 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=1))
 
 
-def reproduce(experiments: list[str], budget: str = "cpu", seeds: int = 3, out_dir: str | Path = "runs/reproduce",
-              records: str | Path | None = None, report: str | Path | None = None, data: dict[str, Any] | None = None,
-              report_only: bool = False) -> Path | None:  # fmt: skip
+def reproduce(
+    experiments: list[str],
+    budget: str = "cpu",
+    seeds: int = 3,
+    out_dir: str | Path = "runs/reproduce",
+    records: str | Path | None = None,
+    report: str | Path | None = None,
+    data: dict[str, Any] | None = None,
+    report_only: bool = False,
+) -> Path | None:
     """Run the experiments' missing runs (their records in `records`, default OUT_DIR/records), then rebuild the
     report (default OUT_DIR/reproduction.md) and return its path; None if a run was interrupted (run the same
     again to resume). `report_only`: rebuild the report from the records, run nothing."""
@@ -165,8 +191,10 @@ def reproduce(experiments: list[str], budget: str = "cpu", seeds: int = 3, out_d
     if seeds < 1:
         raise UserError(f"`seeds` must be at least 1, got {seeds}")
     if budget == "paper" and not data.get("data_dir"):
-        raise UserError("the paper budget trains on ImageNet: give `data_dir` (train/ and val/ class folders, shards "
-                        "with `dataset` wds, or a dataset with `dataset` hf)")  # fmt: skip
+        raise UserError(
+            "the paper budget trains on ImageNet: give `data_dir` (train/ and val/ class folders, shards "
+            "with `dataset` wds, or a dataset with `dataset` hf)"
+        )
     for name in experiments:
         if not run_experiment(name, budget, seeds, out, records_dir, data):
             log.info("interrupted; run the same command again to resume (finished runs are kept)")

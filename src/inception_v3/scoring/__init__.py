@@ -21,7 +21,25 @@ from .scores import (
 )
 from .statistics import read_stats, save_stats
 
-__all__ = ["CONVENTIONS", "FID_WEIGHTS", "LOGITS", "Convention", "ScoringSettings", "calculate_metrics",
-           "feature_network", "fid_from_statistics", "format_table", "frechet_distance", "get_convention",
-           "inception_score", "kernel_inception_distance", "load_fid_network", "precision_recall", "read_stats",
-           "save_stats", "score", "statistics", "tap_outputs"]  # fmt: skip
+__all__ = [
+    "CONVENTIONS",
+    "FID_WEIGHTS",
+    "LOGITS",
+    "Convention",
+    "ScoringSettings",
+    "calculate_metrics",
+    "feature_network",
+    "fid_from_statistics",
+    "format_table",
+    "frechet_distance",
+    "get_convention",
+    "inception_score",
+    "kernel_inception_distance",
+    "load_fid_network",
+    "precision_recall",
+    "read_stats",
+    "save_stats",
+    "score",
+    "statistics",
+    "tap_outputs",
+]

@@ -45,10 +45,15 @@ class ScoringSettings:
     isc: bool = setting(False, "Inception Score (of input 1; on the logits without the fc bias)")
     fid: bool = setting(False, "Frechet Inception Distance")
     kid: bool = setting(False, "Kernel Inception Distance")
-    prc: bool = setting(False, "precision, recall and F-score on Inception pool3 features (torch-fidelity's default "
-                        "network for these is VGG-16: its numbers equal ours with "
-                        "feature_extractor='inception-v3-compat')")  # fmt: skip
-    convention: str = setting("torch-fidelity", "whose resize, normalization and arithmetic", choices=tuple(CONVENTIONS))
+    prc: bool = setting(
+        False,
+        "precision, recall and F-score on Inception pool3 features (torch-fidelity's default "
+        "network for these is VGG-16: its numbers equal ours with "
+        "feature_extractor='inception-v3-compat')",
+    )
+    convention: str = setting(
+        "torch-fidelity", "whose resize, normalization and arithmetic", choices=tuple(CONVENTIONS)
+    )
     weights: str = setting(FID_WEIGHTS, "the FID network: a name, URL or file (the tools' 2015 graph, downloaded once)")
     isc_splits: int = setting(10, "Inception Score splits", low=1)
     kid_subsets: int = setting(100, "KID subsets", low=1)
@@ -107,8 +112,9 @@ def calculate_metrics(
     return score(input1, input2, s, num_samples, show_progress)
 
 
-def score(input1: Any, input2: Any, s: ScoringSettings, num_samples: int | None = None,
-          show_progress: bool = True) -> dict[str, float]:  # fmt: skip
+def score(
+    input1: Any, input2: Any, s: ScoringSettings, num_samples: int | None = None, show_progress: bool = True
+) -> dict[str, float]:
     """`calculate_metrics` with its settings as one object."""
     conv = get_convention(s.convention)
     check_settings(s, input2 is not None)
@@ -117,8 +123,9 @@ def score(input1: Any, input2: Any, s: ScoringSettings, num_samples: int | None 
         raise UserError("a .npz of statistics serves FID only; give images for `isc`, `kid`, `prc` and `save_stats`")
     if id(input2) in stats and (s.kid or s.prc):
         raise UserError("a .npz of statistics serves FID only; give images for `kid` and `prc`")
-    sources = [None if x is None or id(x) in stats else open_source(x, num_samples, s.batch_size)
-               for x in (input1, input2)]  # fmt: skip
+    sources = [
+        None if x is None or id(x) in stats else open_source(x, num_samples, s.batch_size) for x in (input1, input2)
+    ]
     device = resolve_device(s.device)
     network = feature_network(s.weights, device) if any(sources) else None  # the weights: checked before counts
     check_counts(s, sources)
@@ -132,24 +139,34 @@ def score(input1: Any, input2: Any, s: ScoringSettings, num_samples: int | None 
     if s.isc:
         assert feats[0] is not None
         result["inception_score_mean"], result["inception_score_std"] = inception_score(
-            feats[0][LOGITS], s.isc_splits, s.samples_shuffle, s.seed)  # fmt: skip
+            feats[0][LOGITS], s.isc_splits, s.samples_shuffle, s.seed
+        )
     if s.fid:
-        moments = [stats[id(x)] if f is None else full_rank_statistics(f, src, s, conv)
-                   for x, src, f in zip((input1, input2), sources, pool, strict=True)]  # fmt: skip
+        moments = [
+            stats[id(x)] if f is None else full_rank_statistics(f, src, s, conv)
+            for x, src, f in zip((input1, input2), sources, pool, strict=True)
+        ]
         result["frechet_inception_distance"] = fid_from_statistics(*moments[0], *moments[1], conv)
     if s.kid:
         assert pool[0] is not None and pool[1] is not None
         result["kernel_inception_distance_mean"], result["kernel_inception_distance_std"] = kernel_inception_distance(
-            pool[0], pool[1], conv, s.kid_subsets, s.kid_subset_size, s.kid_degree, s.seed)  # fmt: skip
+            pool[0], pool[1], conv, s.kid_subsets, s.kid_subset_size, s.kid_degree, s.seed
+        )
     if s.prc:
         assert pool[0] is not None and pool[1] is not None
-        result["precision"], result["recall"], result["f_score"] = precision_recall(pool[0], pool[1],
-                                                                                    s.prc_neighborhood)  # fmt: skip
+        result["precision"], result["recall"], result["f_score"] = precision_recall(
+            pool[0], pool[1], s.prc_neighborhood
+        )
     return result
 
 
-def features(sources: list[ImageSource | None], s: ScoringSettings, taps: list[str], show_progress: bool,
-             network: tuple[Inception3, str, Any] | None = None) -> list[dict[str, np.ndarray] | None]:  # fmt: skip
+def features(
+    sources: list[ImageSource | None],
+    s: ScoringSettings,
+    taps: list[str],
+    show_progress: bool,
+    network: tuple[Inception3, str, Any] | None = None,
+) -> list[dict[str, np.ndarray] | None]:
     """Each source's features at `taps`, from the FID network (`feature_network`; loaded here unless given) in the
     settings' convention (cached)."""
     if not taps or not any(sources):
@@ -158,8 +175,11 @@ def features(sources: list[ImageSource | None], s: ScoringSettings, taps: list[s
     net, weights_id, _ = network or feature_network(s.weights, device)
     conv = get_convention(s.convention)
     on_device = device.type == "cuda" and conv.resizes_on_device  # the resize's device can move a last bit
-    pipeline = Pipeline(partial(prepare, conv, not on_device), partial(run, net, conv, on_device, taps, device),
-                        json.dumps([conv.name, weights_id, sorted(taps), on_device]))  # fmt: skip
+    pipeline = Pipeline(
+        partial(prepare, conv, not on_device),
+        partial(run, net, conv, on_device, taps, device),
+        json.dumps([conv.name, weights_id, sorted(taps), on_device]),
+    )
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False  # full fp32 convolutions on GPUs: TF32 (PyTorch's default) moves scores
     try:
@@ -168,8 +188,16 @@ def features(sources: list[ImageSource | None], s: ScoringSettings, taps: list[s
             if src is None:
                 out.append(None)
                 continue
-            got = extract(src, pipeline, s.batch_size, s.workers, s.skip_bad_images, s.cache,
-                          f"features {src.name}", show_progress)  # fmt: skip
+            got = extract(
+                src,
+                pipeline,
+                s.batch_size,
+                s.workers,
+                s.skip_bad_images,
+                s.cache,
+                f"features {src.name}",
+                show_progress,
+            )
             if got.skipped:
                 first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
                 log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), src.name, first)
@@ -185,8 +213,9 @@ def prepare(conv: Convention, resize: bool, item: Stored) -> Tensor:
     return conv.prepare(image) if resize else image
 
 
-def run(net: Inception3, conv: Convention, on_device: bool, taps: list[str], device: torch.device,
-        items: list[Tensor]) -> dict[str, Tensor]:  # fmt: skip
+def run(
+    net: Inception3, conv: Convention, on_device: bool, taps: list[str], device: torch.device, items: list[Tensor]
+) -> dict[str, Tensor]:
     """A batch of prepared images through the network: the taps' features."""
     if on_device:
         x = torch.stack([conv.prepare(im.to(device, non_blocking=True)) for im in items])
@@ -195,12 +224,15 @@ def run(net: Inception3, conv: Convention, on_device: bool, taps: list[str], dev
     return tap_outputs(net, x, taps)
 
 
-def full_rank_statistics(features: np.ndarray, source: ImageSource | None, s: ScoringSettings, conv: Convention
-                         ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def full_rank_statistics(
+    features: np.ndarray, source: ImageSource | None, s: ScoringSettings, conv: Convention
+) -> tuple[np.ndarray, np.ndarray]:
     if len(features) <= s.dims:
         name = source.name if source is not None else "an input"
-        raise UserError(f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, but "
-                        f"{name} has {len(features)} readable ones; add images or pass a smaller `dims`")  # fmt: skip
+        raise UserError(
+            f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, but "
+            f"{name} has {len(features)} readable ones; add images or pass a smaller `dims`"
+        )
     return statistics(features, conv)
 
 
@@ -211,15 +243,20 @@ def check_counts(s: ScoringSettings, sources: list[ImageSource | None]) -> None:
     for src in known:
         if s.kid and s.convention != "clean-fid" and len(src) < s.kid_subset_size:  # clean-fid uses smaller subsets
             smallest = min(len(x) for x in known)
-            raise UserError(f"KID subsets of {s.kid_subset_size} images need that many in each input, but {src.name} "
-                            f"has {len(src)}; lower `kid_subset_size` to at most {smallest}")  # fmt: skip
+            raise UserError(
+                f"KID subsets of {s.kid_subset_size} images need that many in each input, but {src.name} "
+                f"has {len(src)}; lower `kid_subset_size` to at most {smallest}"
+            )
         if s.fid and len(src) <= s.dims:
-            raise UserError(f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, "
-                            f"but {src.name} has {len(src)}; add images or pass a smaller `dims`")  # fmt: skip
+            raise UserError(
+                f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, "
+                f"but {src.name} has {len(src)}; add images or pass a smaller `dims`"
+            )
     first = sources[0]
     if s.isc and first is not None and len(first) and len(first) < s.isc_splits:
-        raise UserError(f"the Inception Score needs at least `isc_splits` ({s.isc_splits}) images; {first.name} has "
-                        f"{len(first)}")  # fmt: skip
+        raise UserError(
+            f"the Inception Score needs at least `isc_splits` ({s.isc_splits}) images; {first.name} has {len(first)}"
+        )
 
 
 def check_settings(s: ScoringSettings, two_inputs: bool) -> None:
@@ -232,8 +269,14 @@ def check_settings(s: ScoringSettings, two_inputs: bool) -> None:
 
 def format_table(result: dict[str, float], convention: str) -> str:
     """A short table of the computed metrics."""
-    names = {"inception_score": "Inception Score", "frechet_inception_distance": "FID", "kernel_inception_distance":
-             "KID", "precision": "precision", "recall": "recall", "f_score": "F-score"}  # fmt: skip
+    names = {
+        "inception_score": "Inception Score",
+        "frechet_inception_distance": "FID",
+        "kernel_inception_distance": "KID",
+        "precision": "precision",
+        "recall": "recall",
+        "f_score": "F-score",
+    }
     lines = [f"{'metric':<18}{'value':>16}{'std':>14}   ({convention} convention)"]
     for key, label in names.items():
         if f"{key}_mean" in result:

@@ -57,14 +57,38 @@ class Convention:
     description: str = ""
 
 
-CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
-    Convention("torch-fidelity", prepare_torch_fidelity, True, "eig", "float32", "torch-fidelity",
-               "TensorFlow 1's bilinear on uint8, (x - 128) / 128; torch-fidelity's numbers"),
-    Convention("clean-fid", prepare_clean_fid, False, "sqrtm", "float32", "clean-fid",
-               "PIL bicubic per float channel, (x - 128) / 128; clean-fid's 'clean' mode"),
-    Convention("pytorch-fid", prepare_pytorch_fid, True, "sqrtm", "float64", "torch-fidelity",
-               "F.interpolate bilinear on [0, 1], 2x - 1; pytorch-fid's numbers"),
-)}  # fmt: skip
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in (
+        Convention(
+            "torch-fidelity",
+            prepare_torch_fidelity,
+            True,
+            "eig",
+            "float32",
+            "torch-fidelity",
+            "TensorFlow 1's bilinear on uint8, (x - 128) / 128; torch-fidelity's numbers",
+        ),
+        Convention(
+            "clean-fid",
+            prepare_clean_fid,
+            False,
+            "sqrtm",
+            "float32",
+            "clean-fid",
+            "PIL bicubic per float channel, (x - 128) / 128; clean-fid's 'clean' mode",
+        ),
+        Convention(
+            "pytorch-fid",
+            prepare_pytorch_fid,
+            True,
+            "sqrtm",
+            "float64",
+            "torch-fidelity",
+            "F.interpolate bilinear on [0, 1], 2x - 1; pytorch-fid's numbers",
+        ),
+    )
+}
 
 
 def get_convention(name: str) -> Convention:

@@ -14,8 +14,9 @@ from ..errors import UserError
 from .conventions import Convention
 
 
-def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True, seed: int = 2020
-                    ) -> tuple[float, float]:  # fmt: skip
+def inception_score(
+    logits: np.ndarray, splits: int = 10, shuffle: bool = True, seed: int = 2020
+) -> tuple[float, float]:
     """IS = exp(E_x KL(p(y|x) || p(y))) per split of the (optionally shuffled) samples, in float64; the
     mean and (population) standard deviation over the splits. `logits`: N x classes, without the fc bias
     (torch-fidelity's `logits_unbiased`)."""
@@ -41,8 +42,9 @@ def statistics(features: np.ndarray, convention: Convention) -> tuple[np.ndarray
     return mu, np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:  # fmt: skip
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); a tiny diagonal offset if the product is singular."""
     try:
         from scipy import linalg
@@ -60,8 +62,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-def fid_from_statistics(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                        convention: Convention) -> float:  # fmt: skip
+def fid_from_statistics(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, convention: Convention
+) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); the trace of the root by scipy's sqrtm (pytorch-fid,
     clean-fid) or as the sum of the roots of the product's eigenvalues (torch-fidelity)."""
     if mu1.shape != mu2.shape:
@@ -73,9 +76,15 @@ def fid_from_statistics(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, si
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
-def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, convention: Convention, subsets: int = 100,
-                              subset_size: int = 1000, degree: int = 3, seed: int = 2020
-                              ) -> tuple[float, float]:  # fmt: skip
+def kernel_inception_distance(
+    f1: np.ndarray,
+    f2: np.ndarray,
+    convention: Convention,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    degree: int = 3,
+    seed: int = 2020,
+) -> tuple[float, float]:
     """KID: the unbiased MMD^2 with the kernel (x.y / dim + 1)^degree, in float32, averaged over `subsets`
     random subsets of `subset_size` from each input (drawn without replacement from one stream seeded with
     `seed`); mean and (population) standard deviation over the subsets. torch-fidelity draws from input 1
@@ -85,8 +94,10 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, convention: Conven
     if convention.kid_style == "clean-fid":  # clean-fid takes smaller subsets when an input is smaller
         subset_size = min(n1, n2, subset_size)
     if min(n1, n2) < subset_size or subset_size < 2:
-        raise UserError(f"KID subsets of {subset_size} images need that many in each input, but they have {n1} "
-                        f"and {n2}; lower `kid_subset_size` to at most {min(n1, n2)}")  # fmt: skip
+        raise UserError(
+            f"KID subsets of {subset_size} images need that many in each input, but they have {n1} "
+            f"and {n2}; lower `kid_subset_size` to at most {min(n1, n2)}"
+        )
     rng = np.random.RandomState(seed)
     m, dim = subset_size, f1.shape[1]
     mmds, total = np.zeros(subsets), np.float32(0)
@@ -110,15 +121,18 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, convention: Conven
     return float(np.mean(mmds)), float(np.std(mmds))
 
 
-def precision_recall(f1: np.ndarray, f2: np.ndarray, neighborhood: int = 3, block: int = 10000
-                     ) -> tuple[float, float, float]:  # fmt: skip
+def precision_recall(
+    f1: np.ndarray, f2: np.ndarray, neighborhood: int = 3, block: int = 10000
+) -> tuple[float, float, float]:
     """Improved precision and recall (Kynkaanniemi et al., 2019), as torch-fidelity computes them: input 1 is
     the generated set, input 2 the real one; a sample lies in a set's manifold if it is within some member's
     distance to its `neighborhood`-th nearest neighbour. The distances are torch-fidelity's (torch.cdist on
     blocks of `block` x `block`), held `block` rows at a time. Returns precision, recall and their F-score."""
     if min(len(f1), len(f2)) <= neighborhood:
-        raise UserError(f"precision/recall with `prc_neighborhood` {neighborhood} needs more than {neighborhood} "
-                        f"images in each input, got {len(f1)} and {len(f2)}")  # fmt: skip
+        raise UserError(
+            f"precision/recall with `prc_neighborhood` {neighborhood} needs more than {neighborhood} "
+            f"images in each input, got {len(f1)} and {len(f2)}"
+        )
     a, b = torch.from_numpy(f1), torch.from_numpy(f2)
     radius_1 = torch.cat([_rows(x, a, block).kthvalue(neighborhood + 1).values for x in a.split(block)])
     radius_2 = torch.cat([_rows(y, b, block).kthvalue(neighborhood + 1).values for y in b.split(block)])

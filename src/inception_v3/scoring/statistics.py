@@ -23,8 +23,9 @@ def is_statistics(path: object) -> bool:
         return False
 
 
-def read_stats(path: str | os.PathLike[str], convention: str = "pytorch-fid", dims: int | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def read_stats(
+    path: str | os.PathLike[str], convention: str = "pytorch-fid", dims: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The (mu, sigma) of a statistics file: ours (which record the convention and tap they were computed with:
     both must match), pytorch-fid's or clean-fid's (`mu` and `sigma`: the size must match `dims`)."""
     if not Path(path).is_file():
@@ -40,13 +41,16 @@ def read_stats(path: str | os.PathLike[str], convention: str = "pytorch-fid", di
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise UserError(f"{path} is not a statistics file: mu {mu.shape}, sigma {sigma.shape}")
     if (made is not None and made != convention) or (dims is not None and len(mu) != dims):
-        raise UserError(f"{path} holds statistics of {len(mu)}-d features ({made or 'convention not recorded'}); "
-                        f"asked for {dims}-d with `convention` {convention}: recompute them or pass the matching "
-                        f"`dims` and `convention`")  # fmt: skip
+        raise UserError(
+            f"{path} holds statistics of {len(mu)}-d features ({made or 'convention not recorded'}); "
+            f"asked for {dims}-d with `convention` {convention}: recompute them or pass the matching "
+            f"`dims` and `convention`"
+        )
     return mu, sigma
 
 
-def save_stats(mu: np.ndarray, sigma: np.ndarray, path: str | os.PathLike[str], convention: str = "pytorch-fid"
-               ) -> None:  # fmt: skip
+def save_stats(
+    mu: np.ndarray, sigma: np.ndarray, path: str | os.PathLike[str], convention: str = "pytorch-fid"
+) -> None:
     """`mu` and `sigma` and the convention they were computed with, written atomically."""
     atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), mu=mu, sigma=sigma, convention=convention))  # noqa: SIM115

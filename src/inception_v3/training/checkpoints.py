@@ -43,16 +43,19 @@ def step_checkpoints(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob("step-*.pt"))
 
 
-def latest_good_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu",
-                           warn: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]] | None:  # fmt: skip
+def latest_good_checkpoint(
+    run_dir: Path, map_location: str | torch.device = "cpu", warn: Callable[[str], None] = print
+) -> tuple[Path, dict[str, Any]] | None:
     """The newest step checkpoint that reads back as a complete checkpoint of this project, and its
     contents; damaged ones (truncated, empty, not ours) are skipped with a line through `warn`. A tampered
     one (it would run code) stops the search: TamperedFile, the file moved aside as evidence."""
     evidence = sorted((run_dir / "checkpoints").glob("*.tampered*"))
     if evidence:
-        raise TamperedFile(f"{run_dir} holds a checkpoint that would run code when loaded, kept as evidence at "
-                           f"{evidence[0]}; look at it, then move it out of the run folder to resume from the "
-                           f"checkpoint before")  # fmt: skip
+        raise TamperedFile(
+            f"{run_dir} holds a checkpoint that would run code when loaded, kept as evidence at "
+            f"{evidence[0]}; look at it, then move it out of the run folder to resume from the "
+            f"checkpoint before"
+        )
     for path in reversed(step_checkpoints(run_dir)):
         try:
             state = load_checkpoint(path, map_location)

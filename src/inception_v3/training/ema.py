@@ -41,8 +41,7 @@ class ModelEMA:
         self.updates += 1
 
     def state_dict(self) -> dict:
-        return {"module": self.module.state_dict(), "decay": self.decay, "warmup": self.warmup,
-                "updates": self.updates}  # fmt: skip
+        return {"module": self.module.state_dict(), "decay": self.decay, "warmup": self.warmup, "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
         self.module.load_state_dict(state["module"])

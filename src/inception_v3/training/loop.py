@@ -245,8 +245,10 @@ def end_of_epoch(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     run.log.log(record)
     if run.d.main:
-        log.info(f"epoch {record['epoch']:5.2f}  step {run.step}  loss {train_loss:.3f}  val top-1 {raw['top1']:.4f}  "
-                 f"averaged {avg['top1']:.4f}  ({rate:.0f} img/s)")  # fmt: skip
+        log.info(
+            f"epoch {record['epoch']:5.2f}  step {run.step}  loss {train_loss:.3f}  val top-1 {raw['top1']:.4f}  "
+            f"averaged {avg['top1']:.4f}  ({rate:.0f} img/s)"
+        )
     save(run, best=improved)
     return avg, raw
 
@@ -266,8 +268,10 @@ def finish(run: Run, metrics: tuple[dict[str, Any], dict[str, Any]] | None) -> T
     if run.d.main:
         atomic_write_text(run.run_dir / "final.json", json.dumps(final, indent=2))
         write_report(run.run_dir)
-        log.info(f"done: top-1 {avg['top1']:.4f} (averaged weights), {raw['top1']:.4f} (raw); report in "
-                 f"{run.run_dir / 'report.md'}")  # fmt: skip
+        log.info(
+            f"done: top-1 {avg['top1']:.4f} (averaged weights), {raw['top1']:.4f} (raw); report in "
+            f"{run.run_dir / 'report.md'}"
+        )
     run.log.close()
     return TrainResult(run.run_dir, run.step, finished=True, final=final)
 
@@ -298,8 +302,9 @@ def starting_point(cfg: TrainConfig) -> Start:
 def load_data(cfg: TrainConfig, d: Dist, start: Start) -> TrainData:
     """The data sets with the Inception preprocessing at the model's input size and in the input convention
     of its weights (channels, mean/std, interpolation), and the step counts."""
-    train_src, val_src, names = split_sources(cfg.dataset, cfg.data_dir, cfg.train_split, cfg.val_split,
-                                              (cfg.image_column, cfg.label_column))  # fmt: skip
+    train_src, val_src, names = split_sources(
+        cfg.dataset, cfg.data_dir, cfg.train_split, cfg.val_split, (cfg.image_column, cfg.label_column)
+    )
     if start.model is None:
         channels = 1 if train_src.channels == 1 and val_src.channels == 1 and cfg.gray == "in_chans" else 3
         size, interpolation = cfg.receptive_field or get_config(cfg.preset).receptive_field, "bilinear"
@@ -308,16 +313,31 @@ def load_data(cfg: TrainConfig, d: Dist, start: Start) -> TrainData:
         mc = start.model.config
         channels, size, mean, std = mc.in_chans, mc.receptive_field, mc.mean, mc.std
         interpolation = start.report.preprocessing.get("interpolation", "bilinear") if start.report else "bilinear"
-    prep = Preprocessing(size=size, crop_area=(cfg.crop_area_min, 1.0), color_distortion=cfg.color_distortion,
-                         eval_crop=cfg.eval_crop, mean=mean, std=std, interpolation=interpolation)  # fmt: skip
+    prep = Preprocessing(
+        size=size,
+        crop_area=(cfg.crop_area_min, 1.0),
+        color_distortion=cfg.color_distortion,
+        eval_crop=cfg.eval_crop,
+        mean=mean,
+        std=std,
+        interpolation=interpolation,
+    )
     splits = build_datasets(train_src, val_src, names, prep, channels, cfg.train_subset, cfg.val_subset, cfg.classes)
     global_batch = cfg.batch_size * d.world
     steps_per_epoch = len(splits.train) // global_batch  # type: ignore[arg-type]
     if steps_per_epoch == 0:
         raise UserError(f"{len(splits.train)} training images are fewer than one global batch of {global_batch}")  # type: ignore[arg-type]
     total = max(1, round(cfg.epochs * steps_per_epoch))
-    return TrainData(SeededSamples(splits.train, cfg.seed), splits.val, splits.classes, channels, train_src.name,
-                     global_batch, steps_per_epoch, total)  # fmt: skip
+    return TrainData(
+        SeededSamples(splits.train, cfg.seed),
+        splits.val,
+        splits.classes,
+        channels,
+        train_src.name,
+        global_batch,
+        steps_per_epoch,
+        total,
+    )
 
 
 def build_model(cfg: TrainConfig, num_classes: int, channels: int) -> Inception3:
@@ -417,8 +437,10 @@ def announce(run: Run) -> None:
         ),
     )
     params = sum(p.numel() for p in run.model.parameters())
-    log.info(f"training {cfg.preset} ({params:,} params) on {data.name}: {len(data.train):,} images, "  # type: ignore[arg-type]
-             f"{data.total_steps:,} steps of {data.global_batch} on {d.world} x {d.device.type}, writing {run.run_dir}")  # fmt: skip
+    log.info(
+        f"training {cfg.preset} ({params:,} params) on {data.name}: {len(data.train):,} images, "  # type: ignore[arg-type]
+        f"{data.total_steps:,} steps of {data.global_batch} on {d.world} x {d.device.type}, writing {run.run_dir}"
+    )
 
 
 # ----------------------------------------------------------------------------- during the loop

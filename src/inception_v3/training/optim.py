@@ -37,8 +37,9 @@ class RMSpropTF(torch.optim.Optimizer):
     ) -> None:
         if lr < 0 or not 0 <= decay < 1 or momentum < 0 or eps < 0 or weight_decay < 0:
             raise ValueError(f"invalid RMSpropTF settings: lr={lr} decay={decay} momentum={momentum} eps={eps}")
-        super().__init__(params, {"lr": lr, "decay": decay, "momentum": momentum, "eps": eps,
-                                  "weight_decay": weight_decay})  # fmt: skip
+        super().__init__(
+            params, {"lr": lr, "decay": decay, "momentum": momentum, "eps": eps, "weight_decay": weight_decay}
+        )
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -69,8 +70,13 @@ class RMSpropTF(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False,
-                 new: tuple[str, ...] = (), pretrained_lr_scale: float = 1.0) -> list[dict[str, Any]]:  # fmt: skip
+def param_groups(
+    model: nn.Module,
+    weight_decay: float,
+    decay_norm_and_bias: bool = False,
+    new: tuple[str, ...] = (),
+    pretrained_lr_scale: float = 1.0,
+) -> list[dict[str, Any]]:
     """Trainable parameters split by weight decay (none on BN parameters and biases unless asked) and, when
     fine-tuning, by learning rate: `lr_scale` is `pretrained_lr_scale` except under the `new` prefixes
     (from scratch, leave the scale at 1: every layer is new)."""
@@ -80,14 +86,28 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
             continue
         decay = p.ndim > 1 or decay_norm_and_bias
         groups.setdefault((decay, name.startswith(new)), []).append(p)
-    return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
-             "lr_scale": 1.0 if is_new else pretrained_lr_scale}
-            for (decay, is_new), params in sorted(groups.items(), reverse=True)]  # fmt: skip
+    return [
+        {
+            "params": params,
+            "weight_decay": weight_decay if decay else 0.0,
+            "lr_scale": 1.0 if is_new else pretrained_lr_scale,
+        }
+        for (decay, is_new), params in sorted(groups.items(), reverse=True)
+    ]
 
 
-def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9,
-                    rmsprop_decay: float = 0.9, rmsprop_eps: float = 1.0, decay_norm_and_bias: bool = False,
-                    new: tuple[str, ...] = (), pretrained_lr_scale: float = 1.0) -> torch.optim.Optimizer:  # fmt: skip
+def build_optimizer(
+    model: nn.Module,
+    name: str,
+    lr: float,
+    weight_decay: float,
+    momentum: float = 0.9,
+    rmsprop_decay: float = 0.9,
+    rmsprop_eps: float = 1.0,
+    decay_norm_and_bias: bool = False,
+    new: tuple[str, ...] = (),
+    pretrained_lr_scale: float = 1.0,
+) -> torch.optim.Optimizer:
     """`rmsprop` (TF semantics, the paper's best models) or `sgd` (momentum, its earlier runs)."""
     groups = param_groups(model, weight_decay, decay_norm_and_bias, new, pretrained_lr_scale)
     if name == "rmsprop":
@@ -97,8 +117,14 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,
     raise ValueError(f"unknown optimizer {name!r}; valid values: 'rmsprop', 'sgd'")
 
 
-def lr_at(step: int, steps_per_epoch: int, base_lr: float, decay_rate: float = 0.94, decay_epochs: float = 2.0,
-          warmup_epochs: float = 0.0) -> float:  # fmt: skip
+def lr_at(
+    step: int,
+    steps_per_epoch: int,
+    base_lr: float,
+    decay_rate: float = 0.94,
+    decay_epochs: float = 2.0,
+    warmup_epochs: float = 0.0,
+) -> float:
     """Learning rate at optimizer step `step`: linear warmup, then base_lr * decay_rate ** floor(epoch / decay_epochs).
 
     A pure function of the step, so a resumed run follows the same schedule exactly.

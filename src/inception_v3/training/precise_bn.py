@@ -19,8 +19,13 @@ from ..utils.precision import autocast
 
 
 @torch.no_grad()
-def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor, int]], device: torch.device,
-                       amp: str = "none", channels_last: bool = False) -> int:  # fmt: skip
+def recompute_bn_stats(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor, int]],
+    device: torch.device,
+    amp: str = "none",
+    channels_last: bool = False,
+) -> int:
     """Set every batch norm's running mean/var to their average over `batches`; returns the images used.
 
     Only the batch norms run in training mode (dropout stays off, so no random numbers are drawn);
@@ -59,8 +64,10 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor,
                 dist.all_reduce(buffer)
                 buffer.div_(dist.get_world_size())
     model.train(was_training)
-    if seen == 0 or not all(torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all()  # type: ignore[arg-type]
-                            for m in norms):  # fmt: skip
+    if seen == 0 or not all(
+        torch.isfinite(m.running_mean).all() and torch.isfinite(m.running_var).all()  # type: ignore[arg-type]
+        for m in norms
+    ):
         for m, state in zip(norms, previous, strict=True):
             m.load_state_dict(state, strict=False)
         return 0

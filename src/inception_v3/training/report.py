@@ -18,8 +18,15 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _curve(steps: list[dict[str, Any]], epochs: list[dict[str, Any]], keys: tuple[str, str, str],
-           labels: tuple[str, str, str], ylabel: str, title: str, path: Path) -> None:  # fmt: skip
+def _curve(
+    steps: list[dict[str, Any]],
+    epochs: list[dict[str, Any]],
+    keys: tuple[str, str, str],
+    labels: tuple[str, str, str],
+    ylabel: str,
+    title: str,
+    path: Path,
+) -> None:
     """One per-step train curve and the per-epoch raw / averaged validation points."""
     fig, ax = new_figure(6, 3.5)
     ax.plot([r["epoch"] for r in steps], [r[keys[0]] for r in steps], lw=0.8, label=labels[0])
@@ -36,11 +43,24 @@ def plot_curves(records: list[dict[str, Any]], plots: Path) -> list[str]:
     epochs = [r for r in records if r["kind"] == "epoch"]
     if not steps:
         return []
-    _curve(steps, epochs, ("loss", "val_loss", "ema_loss"), ("train (per step)", "val (raw)", "val (averaged)"),
-           "loss", "Loss (train includes label smoothing and aux)", plots / "loss.png")  # fmt: skip
-    _curve(steps, epochs, ("train_acc", "val_top1", "ema_top1"),
-           ("train (running, per epoch)", "val top-1 (raw)", "val top-1 (averaged)"), "accuracy", "Accuracy",
-           plots / "accuracy.png")  # fmt: skip
+    _curve(
+        steps,
+        epochs,
+        ("loss", "val_loss", "ema_loss"),
+        ("train (per step)", "val (raw)", "val (averaged)"),
+        "loss",
+        "Loss (train includes label smoothing and aux)",
+        plots / "loss.png",
+    )
+    _curve(
+        steps,
+        epochs,
+        ("train_acc", "val_top1", "ema_top1"),
+        ("train (running, per epoch)", "val top-1 (raw)", "val top-1 (averaged)"),
+        "accuracy",
+        "Accuracy",
+        plots / "accuracy.png",
+    )
     fig, ax = new_figure(6, 3.5)
     ax.plot([r["epoch"] for r in steps], [r["lr"] for r in steps])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
@@ -71,8 +91,9 @@ def write_report(run_dir: Path) -> Path:
     plots = run_dir / "plots"
     names = plot_curves(records, plots)
     if "confusion" in final["ema"]:
-        plot_confusion(final["ema"]["confusion"], config["classes"], plots / "confusion.png",
-                       "Confusion matrix (averaged weights)")  # fmt: skip
+        plot_confusion(
+            final["ema"]["confusion"], config["classes"], plots / "confusion.png", "Confusion matrix (averaged weights)"
+        )
         names.append("confusion.png")
     train = config["train"]
     ema, raw = final["ema"], final["raw"]
@@ -90,17 +111,33 @@ def write_report(run_dir: Path) -> Path:
         f"| running average (default) | {ema['top1']:.2%} | {ema['top5']:.2%} | {ema['loss']:.4f} | {ema['n']:,} |",
         f"| raw | {raw['top1']:.2%} | {raw['top5']:.2%} | {raw['loss']:.4f} | {raw['n']:,} |",
         "",
-    ]  # fmt: skip
+    ]
     if final["skipped_bad_images"] or final["skipped_nonfinite_steps"]:
-        lines += [f"Skipped: {final['skipped_bad_images']} unreadable images, "
-                  f"{final['skipped_nonfinite_steps']} steps with a non-finite loss.", ""]  # fmt: skip
+        lines += [
+            f"Skipped: {final['skipped_bad_images']} unreadable images, "
+            f"{final['skipped_nonfinite_steps']} steps with a non-finite loss.",
+            "",
+        ]
     lines += [f"![{n}](plots/{n})" for n in names]
     if "confusion.png" in names and config["classes"]:
         per_class = [row[i] / max(sum(row), 1) for i, row in enumerate(ema["confusion"])]
         lines += ["", "| class | accuracy (averaged weights) |", "|---|---|"]
         lines += [f"| {c} | {a:.2%} |" for c, a in zip(config["classes"], per_class, strict=True)]
-    lines += ["", "## Configuration", "", "```json", json.dumps(config["train"], indent=2), "```", "",
-              "Model config:", "", "```json", json.dumps(config["model"], indent=2), "```", ""]  # fmt: skip
+    lines += [
+        "",
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps(config["train"], indent=2),
+        "```",
+        "",
+        "Model config:",
+        "",
+        "```json",
+        json.dumps(config["model"], indent=2),
+        "```",
+        "",
+    ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -58,12 +58,16 @@ def prepare_run_dir(cfg: TrainConfig, resume: str, overwrite: bool, d: Dist) -> 
         damaged = bool(step_checkpoints(run_dir)) if found is None else False
         if found is None and (resume == "yes" or damaged):
             what = "every checkpoint is damaged" if damaged else "it has no checkpoints"
-            raise UserError(f"nothing to resume in {run_dir}: {what}; start again with `overwrite=True`"
-                            + ("" if damaged else " or use `resume='auto'`"))  # fmt: skip
+            raise UserError(
+                f"nothing to resume in {run_dir}: {what}; start again with `overwrite=True`"
+                + ("" if damaged else " or use `resume='auto'`")
+            )
     existing = [f for f in RUN_FILES if (run_dir / f).exists()]
     if found is None and existing and not (overwrite or resume == "auto"):
-        raise UserError(f"{run_dir} already holds a run ({', '.join(existing)}); "
-                        f"pass `resume='yes'` to continue it or `overwrite=True` to replace it")  # fmt: skip
+        raise UserError(
+            f"{run_dir} already holds a run ({', '.join(existing)}); "
+            f"pass `resume='yes'` to continue it or `overwrite=True` to replace it"
+        )
     created = not run_dir.exists()
     if found is None and existing and d.main:  # --overwrite, or --resume auto over a run that never checkpointed
         for f in existing:

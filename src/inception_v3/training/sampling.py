@@ -50,8 +50,14 @@ def make_loader(dataset: Dataset, batches: Any, workers: int, d: Dist) -> DataLo
     """A loader over precomputed batches. Its own generator keeps it from drawing on the global RNG
     (which dropout uses and checkpoints restore)."""
     pin = d.device.type == "cuda"
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate, pin_memory=pin,
-                      generator=torch.Generator())  # fmt: skip
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        generator=torch.Generator(),
+    )
 
 
 def val_loader(dataset: Dataset, batch_size: int, workers: int, d: Dist) -> DataLoader:

@@ -24,8 +24,10 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"`device={name!r}` was asked for but no CUDA device is available; use `device='cpu'`")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"`device={name!r}`: there is no such GPU ({torch.cuda.device_count()} visible: cuda:0 to "
-                        f"cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
+        raise UserError(
+            f"`device={name!r}`: there is no such GPU ({torch.cuda.device_count()} visible: cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1})"
+        )
     return device
 
 

@@ -63,8 +63,10 @@ def check_file(path: Path, sha256: str, md5: str, what: str) -> None:
     if sha256:
         actual = file_digest(path)
         if not actual.startswith(sha256):
-            raise UserError(f"{what} is damaged or not the published file: sha256 {actual[:16]}... does not match "
-                            f"the expected {sha256[:16]}...")  # fmt: skip
+            raise UserError(
+                f"{what} is damaged or not the published file: sha256 {actual[:16]}... does not match "
+                f"the expected {sha256[:16]}..."
+            )
     if md5 and file_digest(path, "md5") != md5:
         raise UserError(f"{what} is damaged or not the published file: its md5 does not match {md5}")
     if not _parses(path):
@@ -120,8 +122,10 @@ def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) 
             )  # a bar, not a log's lines
         except (URLError, HTTPException, OSError, ValueError) as exc:
             why = getattr(exc, "reason", None) or exc
-            raise UserError(f"cannot download {url} ({why}); download it by hand to {dst}, or set {MIRROR_ENV} "
-                            f"to a mirror that has {dst.name}") from None  # fmt: skip
+            raise UserError(
+                f"cannot download {url} ({why}); download it by hand to {dst}, or set {MIRROR_ENV} "
+                f"to a mirror that has {dst.name}"
+            ) from None
         check_file(staging, sha256, md5, f"the download of {url}")
         os.replace(staging, dst)
     finally:
@@ -145,8 +149,10 @@ def fetch_hub(repo: str, filename: str, sha256: str = "", progress: bool = True)
         try:
             path = Path(hf_hub_download(repo, filename))
         except Exception as exc:  # the hub client raises HTTP, connection and consistency errors of several types
-            raise UserError(f"cannot download {url} ({reason(exc)}); download it by hand and pass its path, or set "
-                            f"HF_ENDPOINT to a mirror of the hub") from None  # fmt: skip
+            raise UserError(
+                f"cannot download {url} ({reason(exc)}); download it by hand and pass its path, or set "
+                f"HF_ENDPOINT to a mirror of the hub"
+            ) from None
         downloaded = True
     blob = path.resolve()
     expected = sha256 or (blob.name if SHA256_HEX.match(blob.name) else "")
@@ -199,9 +205,10 @@ def _fetch_remote(url: str, target: Path, which: str, optional: bool) -> None:
         with (
             gopen(url, "rb") as stream,
             open(tmp, "wb") as f,
-            progress_bar(desc=f"fetching {target.name} ({which})", unit="B", unit_scale=True, disable=optional,
-                         leave=False) as bar,
-        ):  # fmt: skip
+            progress_bar(
+                desc=f"fetching {target.name} ({which})", unit="B", unit_scale=True, disable=optional, leave=False
+            ) as bar,
+        ):
             while chunk := stream.read(1 << 20):
                 f.write(chunk)
                 bar.update(len(chunk))
@@ -215,7 +222,8 @@ def _fetch_remote(url: str, target: Path, which: str, optional: bool) -> None:
         why = f"the command exited with status {status.group(1)}" if status else reason(exc)
         if status and status.group(1) == "22":
             why = "the server answered with an HTTP error (curl exit 22: not found?)"
-        raise UserError(f"cannot fetch shard {url} ({which}): {why}; check the URL, or fetch the shards and give "
-                        f"their folder") from None  # fmt: skip
+        raise UserError(
+            f"cannot fetch shard {url} ({which}): {why}; check the URL, or fetch the shards and give their folder"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)  # an interrupted or failed fetch leaves nothing behind

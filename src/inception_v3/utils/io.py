@@ -64,16 +64,18 @@ def _umask() -> int:
     return mask
 
 
-def load_torch_file(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
-                    what: str = "checkpoint") -> Any:  # fmt: skip
+def load_torch_file(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", what: str = "checkpoint"
+) -> Any:
     """`torch.load(weights_only=True)`; a missing, damaged or unsafe file is one UserError line. A file that
     would run code on load (`pickles.code_globals`) is moved aside as evidence and raises TamperedFile."""
     path = Path(path)
     if not path.is_file():
         moved = evidence(path)
         if moved:  # another replica of the same run moved it a moment ago
-            raise TamperedFile(f"refusing {what} {path}: it would run code when loaded; kept as evidence at "
-                               f"{moved[-1]}")  # fmt: skip
+            raise TamperedFile(
+                f"refusing {what} {path}: it would run code when loaded; kept as evidence at {moved[-1]}"
+            )
         raise UserError(f"{what} {path} does not exist")
     try:
         data = path.read_bytes()  # read once: the bytes loaded are the bytes scanned
@@ -89,8 +91,10 @@ def load_torch_file(path: str | os.PathLike[str], map_location: str | torch.devi
         if code:
             raise TamperedFile(_tampered(path, what, code)) from None
         if blocked:
-            raise UserError(f"cannot read {what} {path}: it holds {blocked.group(1)} objects, and {what}s may only "
-                            f"hold tensors and plain data (another tool's file?)") from None  # fmt: skip
+            raise UserError(
+                f"cannot read {what} {path}: it holds {blocked.group(1)} objects, and {what}s may only "
+                f"hold tensors and plain data (another tool's file?)"
+            ) from None
         raise UserError(f"cannot read {what} {path}: not a PyTorch file, or damaged") from None
     except Exception as exc:  # torch.load raises many types on damaged bytes (zip, storage, pickle errors)
         raise UserError(f"cannot read {what} {path}: {reason(exc)} (damaged or not a PyTorch file)") from None
@@ -111,5 +115,7 @@ def _tampered(path: Path, what: str, code: list[str]) -> str:
     """Move a file that would run code aside and say so, in one line."""
     moved = quarantine(path) or next(reversed(evidence(path)), None)  # (or another replica moved it first)
     kept = f"kept as evidence at {moved}" if moved else f"it could not be moved aside and stays at {path}, untouched"
-    return (f"refusing {what} {path}: loading it would run {', '.join(code)}; nothing writes code into a {what} by "
-            f"accident, so someone changed it; {kept}; nothing was loaded")  # fmt: skip
+    return (
+        f"refusing {what} {path}: loading it would run {', '.join(code)}; nothing writes code into a {what} by "
+        f"accident, so someone changed it; {kept}; nothing was loaded"
+    )

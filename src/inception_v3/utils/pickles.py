@@ -101,8 +101,12 @@ def code_globals(names: list[str]) -> list[str]:
     out = []
     for name in names:
         module = name.rpartition(".")[0]
-        if (module.split(".")[0] in CODE_MODULES or name in CODE_NAMES or name.startswith(CODE_PREFIXES)
-                or name.replace("__builtin__.", "builtins.") in CODE_NAMES):  # fmt: skip
+        if (
+            module.split(".")[0] in CODE_MODULES
+            or name in CODE_NAMES
+            or name.startswith(CODE_PREFIXES)
+            or name.replace("__builtin__.", "builtins.") in CODE_NAMES
+        ):
             out.append(name)
     return list(dict.fromkeys(out))
 

@@ -14,13 +14,30 @@ from typing import Any
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-def setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None, low: float | None = None,
-            high: float | None = None, low_open: bool = False, high_open: bool = False,
-            paper: Any = None, name_like: bool = False) -> Any:  # fmt: skip
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    paper: Any = None,
+    name_like: bool = False,
+) -> Any:
     """A field with its documentation and allowed values: `choices`, or a range [low, high] (open ends
     with low_open/high_open); `name_like` asks for a plain file name."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open,
-            "high_open": high_open, "paper": paper, "name_like": name_like}  # fmt: skip
+    meta = {
+        "help": help,
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+        "high_open": high_open,
+        "paper": paper,
+        "name_like": name_like,
+    }
     return field(default=default, metadata=meta)
 
 
