@@ -1,5 +1,5 @@
 """FID as whole processes, side by side in one run: pytorch-fid's and torch-fidelity's command lines
-against `inception-v3 fidelity` in each one's convention, on the same PNGs with the same network file
+against `inception-v3 fid` (pytorch-fid's) and `inception-v3 fidelity` in each one's convention, on the same PNGs with the same network file
 (random weights with realistic batch-norm statistics: the real file cannot be downloaded here; the work
 is the same). Wall time per process (startup included) and the FID each one prints.
 
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                                "--feature-extractor", "inception-v3-compat", "--feature-layer-fid", dims,
                                "--feature-extractor-weights-path", str(weights), "--no-cache", "--json",
                                *(["--cpu"] if cpu else [])],
+            "ours: fid": [py, "-m", "inception_v3.cli", "fid", str(a), str(b), "--dims", dims, "--weights",
+                          str(weights), "--device", args.device, "--no-cache", "--workers", str(args.workers),
+                          "--json"],
             "ours (pytorch-fid convention)": [py, "-m", "inception_v3.cli", "fidelity", str(a), str(b), *common,
                                               "--convention", "pytorch-fid"],
             "ours (torch-fidelity convention)": [py, "-m", "inception_v3.cli", "fidelity", str(a), str(b), *common,
@@ -106,11 +109,13 @@ def main(argv: list[str] | None = None) -> int:
             seconds, stdout = timed(cmd, env)
             if name == "pytorch-fid":
                 value = float(re.search(r"FID:\s*([-0-9.eE+]+)", stdout).group(1))  # type: ignore[union-attr]
+            elif name == "ours: fid":
+                value = json.loads(stdout)["fid"]
             else:
                 value = json.loads(stdout[stdout.index("{") :])["frechet_inception_distance"]
             rows[name] = {"seconds": seconds, "fid": value}
             print(f"{name:<34}{seconds:8.1f} s   FID {value:.6f}", flush=True)
-    for ours, ref in (("ours (pytorch-fid convention)", "pytorch-fid"),
+    for ours, ref in (("ours: fid", "pytorch-fid"), ("ours (pytorch-fid convention)", "pytorch-fid"),
                       ("ours (torch-fidelity convention)", "torch-fidelity")):  # fmt: skip
         rows[ours]["speedup_vs_" + ref] = rows[ref]["seconds"] / rows[ours]["seconds"]
         rows[ours]["relative_fid_difference_vs_" + ref] = abs(rows[ours]["fid"] - rows[ref]["fid"]) / abs(

@@ -37,9 +37,14 @@ def check_weights_block(ns: dict) -> None:
     assert report.classes == []  # new classifiers: the saved class names no longer apply
 
 
+def check_transforms_block(ns: dict) -> None:
+    x = ns["x"]
+    assert x.shape == (3, 299, 299) and x.dtype == torch.float32 and -1 <= x.min() < x.max() <= 1
+
+
 # a name the block defines -> what must hold after it ran
 CHECKS: dict[str, Callable[[dict], None]] = {"pooled": check_model_block, "int8": check_fast_block,
-                                             "tuned": check_weights_block}  # fmt: skip
+                                             "tuned": check_weights_block, "preprocess": check_transforms_block}  # fmt: skip
 
 
 def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
