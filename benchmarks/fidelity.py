@@ -1,7 +1,7 @@
-"""FID as whole processes, side by side in one run: pytorch-fid's and torch-fidelity's command lines
-against `inception-v3 fid` (pytorch-fid's) and `inception-v3 fidelity` in each one's convention, on the same PNGs with the same network file
-(random weights with realistic batch-norm statistics: the real file cannot be downloaded here; the work
-is the same). Wall time per process (startup included) and the FID each one prints.
+"""FID as whole processes, side by side in one run: pytorch-fid's and torch-fidelity's command lines against
+`inception-v3 fid` (pytorch-fid's) and `inception-v3 fidelity` in each one's convention, on the same PNGs with
+the same network file (random weights with realistic batch-norm statistics: the real file cannot be downloaded
+here; the work is the same). Wall time per process (startup included) and the FID each one prints.
 
 `python -m benchmarks.fidelity [--images 800] [--dims 768]` -> benchmarks/results/fidelity-<device>.json (FID
 needs more images than feature dimensions for a full-rank covariance: 800 per input at the 768-d tap, which

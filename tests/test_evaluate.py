@@ -173,8 +173,9 @@ def test_evaluate_fast_and_int8_modes_agree_with_fp32(
 
 def test_streamed_ece_equals_the_ece_of_the_whole_set() -> None:
     from inception_v3.evaluation.metrics import evaluate
+    from inception_v3.utils.precision import Compute
 
     x, y = torch.randn(200, 5), torch.randint(0, 5, (200,))
     batches = [(x[i : i + 50], y[i : i + 50], 0) for i in range(0, 200, 50)]
-    result = evaluate(torch.nn.Identity(), batches, torch.device("cpu"))
+    result = evaluate(torch.nn.Identity(), batches, Compute(torch.device("cpu")))
     assert result["ece"] == pytest.approx(expected_calibration_error(calibration_sums(x.softmax(1), y)), abs=1e-9)

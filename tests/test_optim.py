@@ -11,6 +11,7 @@ from inception_v3.models.inception import InceptionOutputs
 from inception_v3.training.ema import ModelEMA
 from inception_v3.training.losses import inception_loss, smoothed_cross_entropy
 from inception_v3.training.optim import RMSpropTF, build_optimizer, clip_gradients, lr_at, param_groups, scaled_lr
+from inception_v3.training.settings import TrainConfig
 
 
 def test_rmsprop_tf_matches_the_update_formula_step_by_step() -> None:
@@ -48,7 +49,7 @@ def test_rmsprop_tf_weight_decay_is_l2_on_the_gradient() -> None:
 def test_sgd_momentum_by_hand() -> None:
     model = nn.Linear(1, 1, bias=False)
     model.weight.data.fill_(1.0)
-    opt = build_optimizer(model, "sgd", lr=0.1, weight_decay=0.0)
+    opt = build_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=0.0), lr=0.1)
     for _ in range(2):
         model.weight.grad = torch.tensor([[1.0]])
         opt.step()
@@ -67,8 +68,8 @@ def test_weight_decay_skips_batch_norm_and_bias() -> None:
     scales = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
     assert scales[id(model[3].weight)] == scales[id(model[3].bias)] == 1.0
     assert scales[id(model[0].weight)] == scales[id(model[1].weight)] == 0.1
-    with pytest.raises(ValueError, match="valid values"):
-        build_optimizer(model, "adam", 0.1, 0.0)
+    with pytest.raises(ValueError, match="valid values"):  # the settings refuse an unknown optimizer
+        build_optimizer(model, TrainConfig(optimizer="adam"), 0.1)
 
 
 def test_lr_schedule_values() -> None:

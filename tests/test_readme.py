@@ -44,7 +44,8 @@ def check_transforms_block(ns: dict) -> None:
 
 # a name the block defines -> what must hold after it ran
 CHECKS: dict[str, Callable[[dict], None]] = {"pooled": check_model_block, "int8": check_fast_block,
-                                             "tuned": check_weights_block, "preprocess": check_transforms_block}  # fmt: skip
+                                             "tuned": check_weights_block,
+                                             "preprocess": check_transforms_block}  # fmt: skip
 
 
 def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -473,17 +473,8 @@ def _parser_train(sub: Any) -> None:
     _setting_options(p, TrainConfig)
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser("reproduce", help="rerun the paper's experiments (Tables 2-5, Sections 3, 4, 7) over seeds")
-    p.add_argument(
-        "experiments",
-        nargs="*",
-        metavar="EXPERIMENT",
-        help="table2, table3, factorization, aux, label-smoothing, crops",
-    )
-    p.add_argument(
-        "--budget",
-        default="cpu",
-        help="smoke (a minute), cpu (2-core minutes per run), gpu (one H100) or paper (ImageNet)",
-    )
+    p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="the experiments (`inception-v3 reproduce`)")
+    p.add_argument("--budget", default="cpu", help="smoke (a minute), cpu (minutes), gpu (one H100), paper (ImageNet)")
     p.add_argument("--seeds", type=COUNT, default=3, help="seeds 0..N-1 per variant")
     _data_options(p, split=False)
     p.add_argument("--train-split", help="the training split (default: the format's: train)")
@@ -502,12 +493,7 @@ def _parser_train(sub: Any) -> None:
 
 def _parser_evaluate(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and calibration under the paper's crops")
-    p.add_argument(
-        "weights",
-        nargs="+",
-        metavar="WEIGHTS",
-        help="weights (a name, URL, checkpoint, file or folder), or several for an ensemble",
-    )
+    p.add_argument("weights", nargs="+", metavar="WEIGHTS", help="weights (as below), or several for an ensemble")
     _data_options(p)
     p.add_argument("--data", dest="data_dir", help="the same as --data-dir")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"], help="crop protocol")

@@ -77,10 +77,9 @@ def run_evaluation(
     got = extract(
         source,
         probabilities(members, protocol, where),
-        32 if protocol == "single" else 4,
-        workers,
-        desc=f"evaluate ({protocol} crop)",
-        show_progress=show_progress,
+        batch_size=32 if protocol == "single" else 4,
+        workers=workers,
+        progress=f"evaluate ({protocol} crop)" if show_progress else None,
     )
     metrics = classification_metrics(
         torch.from_numpy(got.arrays["probs"]), torch.from_numpy(labels[got.index]), classes

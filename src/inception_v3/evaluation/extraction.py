@@ -97,16 +97,16 @@ def _streamed(
 def extract(
     source: ImageSource,
     pipeline: Pipeline,
+    *,
     batch_size: int = 64,
     workers: int = 2,
+    progress: str | None = "features",
     skip_bad_images: bool = False,
     cache: bool = False,
-    desc: str = "features",
-    show_progress: bool = True,
 ) -> Extracted:
     """`pipeline.run` over every readable image of `source`, in order; from the cache when `cache` and this
     (source, pipeline) was computed before. An unreadable image stops it with one line, or is skipped and
-    listed (`skip_bad_images`)."""
+    listed (`skip_bad_images`). `progress`: the progress bar's label (None: no bar)."""
     key = None
     if cache and source.fingerprint is not None and pipeline.key is not None:
         ident = json.dumps([source.fingerprint, pipeline.key, skip_bad_images])
@@ -125,7 +125,7 @@ def extract(
     out: dict[str, list[np.ndarray]] = {}
     index: list[int] = []
     skipped: list[str] = []
-    with progress_bar(total=len(source) or None, desc=desc, unit="img", disable=not show_progress) as bar:
+    with progress_bar(total=len(source) or None, desc=progress, unit="img", disable=progress is None) as bar:
         for kept, items, bad in batches:
             if bad and not skip_bad_images:
                 raise UserError(f"{bad[0]}; or pass `skip_bad_images=True`")

@@ -66,7 +66,9 @@ def extract_features(
     on_device = where.type == "cuda"
     prepare = _keep if on_device else partial(_prepared, member.transform())
     pipeline = Pipeline(prepare, partial(_taps, net, member.transform(), wanted, where, on_device))
-    got = extract(source, pipeline, batch_size, workers, desc="features", show_progress=show_progress)
+    got = extract(
+        source, pipeline, batch_size=batch_size, workers=workers, progress="features" if show_progress else None
+    )
     arrays = {("features" if t == 2048 else f"taps_{t}"): got.arrays[str(t)] for t in wanted}
     if source.labels is not None:
         arrays["labels"] = source.labels[got.index]

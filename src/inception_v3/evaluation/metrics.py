@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..utils.precision import autocast
+from ..utils.precision import Compute
 from ..utils.progress import progress_bar
 
 ECE_BINS = 15
@@ -57,14 +57,13 @@ def calibration_table(sums: Tensor) -> list[dict[str, float]]:
 def evaluate(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor, Any]],
-    device: torch.device,
-    amp: str = "none",
-    channels_last: bool = False,
+    compute: Compute,
     desc: str | None = None,
     num_classes: int | None = None,
 ) -> dict[str, Any]:
     """Top-1/top-5 accuracy, mean loss, ECE and (with `num_classes`) the confusion matrix, streamed over
-    `batches` of (images, labels, _). Under torch.distributed the sums cover all replicas."""
+    `batches` of (images, labels, _) on `compute`'s device. Under torch.distributed the sums cover all replicas."""
+    device = compute.device
     was_training = model.training
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # n, top1, top5, loss
@@ -73,10 +72,8 @@ def evaluate(
     for x, y, _ in progress_bar(batches, desc=desc, leave=False, disable=desc is None, unit="batch"):
         if len(y) == 0:
             continue
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
+        x, y = compute.input(x), y.to(device, non_blocking=True)
+        with compute.autocast():
             logits = model(x).float()
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct = top5 == y[:, None]

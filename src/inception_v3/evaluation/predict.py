@@ -29,7 +29,7 @@ def predict(
     source = open_images(images if isinstance(images, list) else [images], columns)
     where = resolve_device(device)
     members, classes = load_members(weights, central_fraction, where)
-    got = extract(source, probabilities(members, protocol, where), 32, workers, show_progress=False)
+    got = extract(source, probabilities(members, protocol, where), batch_size=32, workers=workers, progress=None)
     values, indices = torch.from_numpy(got.arrays["probs"]).topk(min(top_k, len(classes)))
     results = []
     for i, probs, top in zip(got.index.tolist(), values.tolist(), indices.tolist(), strict=True):

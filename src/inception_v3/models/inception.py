@@ -182,11 +182,13 @@ class Inception3(nn.Module):
         x = self.Mixed_5b(x)  # N x 256 x 35 x 35
         x = self.Mixed_5c(x)  # N x 288 x 35 x 35
         x = self.Mixed_5d(x)  # N x 288 x 35 x 35
+        # the grid reduction of Figure 10, then the 17x17 modules of Figure 6
         x = self.Mixed_6a(x)  # N x 768 x 17 x 17
         x = self.Mixed_6b(x)  # N x 768 x 17 x 17
         x = self.Mixed_6c(x)  # N x 768 x 17 x 17
         x = self.Mixed_6d(x)  # N x 768 x 17 x 17
-        return self.Mixed_6e(x)  # N x 768 x 17 x 17
+        x = self.Mixed_6e(x)  # N x 768 x 17 x 17
+        return x  # what the aux head reads
 
     def forward_postaux(self, x: Tensor) -> Tensor:
         """N x 768 x 17 x 17 -> N x 2048 x 8 x 8: the second grid reduction and the 8x8 modules."""

@@ -188,15 +188,15 @@ def features(
             if src is None:
                 out.append(None)
                 continue
+            progress = f"features {src.name}" if show_progress else None
             got = extract(
                 src,
                 pipeline,
-                s.batch_size,
-                s.workers,
-                s.skip_bad_images,
-                s.cache,
-                f"features {src.name}",
-                show_progress,
+                batch_size=s.batch_size,
+                workers=s.workers,
+                progress=progress,
+                skip_bad_images=s.skip_bad_images,
+                cache=s.cache,
             )
             if got.skipped:
                 first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")

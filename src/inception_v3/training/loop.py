@@ -39,7 +39,7 @@ from ..models.config import get_config
 from ..models.inception import CLASSIFIERS, Inception3, InceptionOutputs
 from ..utils.devices import to_cpu
 from ..utils.io import atomic_write_text
-from ..utils.precision import autocast
+from ..utils.precision import Compute
 from ..utils.progress import progress_bar
 from .checkpoints import (
     CHECKPOINT_FORMAT,
@@ -91,6 +91,7 @@ class Run:
     scaler: Any
     base_lr: float
     forward: nn.Module = field(init=False)
+    compute: Compute = field(init=False)  # the device, mixed precision and memory format of every forward pass
     log: Logger = field(init=False)
     step: int = 0
     best: float = 0.0
@@ -102,6 +103,9 @@ class Run:
     meter: EpochMeter = field(init=False)
     start: Start = field(default_factory=lambda: Start())  # Start is defined below, with the setup code
     new_heads: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.compute = Compute(self.d.device, self.cfg.amp, self.cfg.channels_last)
 
 
 @dataclass
@@ -185,10 +189,8 @@ def train_step(run: Run, x: Tensor, y: Tensor, stop_requested: bool) -> bool:
     lr = lr_at(run.step, run.data.steps_per_epoch, run.base_lr, cfg.lr_decay, cfg.lr_decay_epochs, cfg.warmup_epochs)
     for group in run.opt.param_groups:
         group["lr"] = lr * group["lr_scale"]
-    x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-    if cfg.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(d.device, cfg.amp):
+    x, y = run.compute.input(x), y.to(d.device, non_blocking=True)
+    with run.compute.autocast():
         logits, aux = run.forward(x)
         outputs = InceptionOutputs(logits.float(), None if aux is None else aux.float())  # the loss in fp32
         loss = inception_loss(outputs, y, cfg.label_smoothing, cfg.aux_weight)
@@ -371,18 +373,7 @@ def build_run(cfg: TrainConfig, d: Dist, run_dir: Path, data: TrainData, start: 
         model = model.to(memory_format=torch.channels_last)
     ema = ModelEMA(model, cfg.ema_decay, cfg.ema_warmup)
     base_lr = scaled_lr(cfg.lr, data.global_batch) if cfg.scale_lr else cfg.lr
-    opt = build_optimizer(
-        model,
-        cfg.optimizer,
-        base_lr,
-        cfg.weight_decay,
-        cfg.momentum,
-        cfg.rmsprop_decay,
-        cfg.rmsprop_eps,
-        cfg.decay_norm_and_bias,
-        new=new,
-        pretrained_lr_scale=cfg.pretrained_lr_scale if start.model is not None else 1.0,
-    )
+    opt = build_optimizer(model, cfg, base_lr, new, cfg.pretrained_lr_scale if start.model is not None else 1.0)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     return Run(cfg, d, run_dir, data, model, ema, opt, scaler, base_lr, start=start, new_heads=new)
 
@@ -474,23 +465,11 @@ def validate(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
         batches = epoch_batches(len(data.train), cfg.batch_size, d, cfg.seed, epoch, 0)  # type: ignore[arg-type]
         batches = batches[: max(1, -(-cfg.precise_bn_images // data.global_batch))]
         for net in (run.ema.module, run.model):
-            recompute_bn_stats(
-                net, make_loader(data.train, batches, cfg.workers, d), d.device, cfg.amp, cfg.channels_last
-            )
+            recompute_bn_stats(net, make_loader(data.train, batches, cfg.workers, d), run.compute)
     results = []
     for net, label in ((run.ema.module, "averaged"), (run.model, "raw")):
         loader = val_loader(data.val, 2 * cfg.batch_size, cfg.workers, d)
-        results.append(
-            evaluate(
-                net,
-                loader,
-                d.device,
-                cfg.amp,
-                cfg.channels_last,
-                f"val ({label})" if d.main else None,
-                len(data.classes),
-            )
-        )
+        results.append(evaluate(net, loader, run.compute, f"val ({label})" if d.main else None, len(data.classes)))
     return results[0], results[1]
 
 

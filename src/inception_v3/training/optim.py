@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .settings import TrainConfig
+
 PAPER_GLOBAL_BATCH = 32 * 50  # 50 replicas x batch 32
 
 
@@ -97,42 +99,27 @@ def param_groups(
 
 
 def build_optimizer(
-    model: nn.Module,
-    name: str,
-    lr: float,
-    weight_decay: float,
-    momentum: float = 0.9,
-    rmsprop_decay: float = 0.9,
-    rmsprop_eps: float = 1.0,
-    decay_norm_and_bias: bool = False,
-    new: tuple[str, ...] = (),
-    pretrained_lr_scale: float = 1.0,
+    model: nn.Module, cfg: TrainConfig, lr: float, new: tuple[str, ...] = (), pretrained_lr_scale: float = 1.0
 ) -> torch.optim.Optimizer:
-    """`rmsprop` (TF semantics, the paper's best models) or `sgd` (momentum, its earlier runs)."""
-    groups = param_groups(model, weight_decay, decay_norm_and_bias, new, pretrained_lr_scale)
-    if name == "rmsprop":
-        return RMSpropTF(groups, lr=lr, decay=rmsprop_decay, momentum=momentum, eps=rmsprop_eps)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
-    raise ValueError(f"unknown optimizer {name!r}; valid values: 'rmsprop', 'sgd'")
+    """The run's `optimizer` at `lr`: `rmsprop` (TF semantics, the paper's best models) or `sgd` (momentum, its
+    earlier runs), with its weight decay, momentum and RMSProp settings; `new` layers at the full rate, the
+    others at `pretrained_lr_scale` of it."""
+    groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias, new, pretrained_lr_scale)
+    if cfg.optimizer == "rmsprop":
+        return RMSpropTF(groups, lr=lr, decay=cfg.rmsprop_decay, momentum=cfg.momentum, eps=cfg.rmsprop_eps)
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
 
 
 def lr_at(
-    step: int,
-    steps_per_epoch: int,
-    base_lr: float,
-    decay_rate: float = 0.94,
-    decay_epochs: float = 2.0,
-    warmup_epochs: float = 0.0,
+    step: int, per_epoch: int, base_lr: float, decay: float = 0.94, decay_epochs: float = 2.0, warmup_epochs: float = 0
 ) -> float:
-    """Learning rate at optimizer step `step`: linear warmup, then base_lr * decay_rate ** floor(epoch / decay_epochs).
-
-    A pure function of the step, so a resumed run follows the same schedule exactly.
-    """
-    epoch = step / steps_per_epoch
+    """Learning rate at optimizer step `step` (`per_epoch` steps an epoch): linear warmup, then
+    base_lr * decay ** floor(epoch / decay_epochs). A pure function of the step, so a resumed run follows the
+    same schedule exactly."""
+    epoch = step / per_epoch
     if warmup_epochs > 0 and epoch < warmup_epochs:
-        return base_lr * (step + 1) / math.ceil(warmup_epochs * steps_per_epoch)
-    return base_lr * decay_rate ** math.floor(epoch / decay_epochs)
+        return base_lr * (step + 1) / math.ceil(warmup_epochs * per_epoch)
+    return base_lr * decay ** math.floor(epoch / decay_epochs)
 
 
 def scaled_lr(base_lr: float, global_batch: int) -> float:

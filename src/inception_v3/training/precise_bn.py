@@ -10,22 +10,17 @@ the current weights, removes both problems.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..utils.precision import autocast
+from ..utils.precision import Compute
 
 
 @torch.no_grad()
-def recompute_bn_stats(
-    model: nn.Module,
-    batches: Iterable[tuple[Tensor, Tensor, int]],
-    device: torch.device,
-    amp: str = "none",
-    channels_last: bool = False,
-) -> int:
+def recompute_bn_stats(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor, Any]], compute: Compute) -> int:
     """Set every batch norm's running mean/var to their average over `batches`; returns the images used.
 
     Only the batch norms run in training mode (dropout stays off, so no random numbers are drawn);
@@ -47,13 +42,10 @@ def recompute_bn_stats(
     seen = 0
     forward = getattr(model, "forward_with_aux", model)
     for x, _, _ in batches:
-        if not _every_replica_has_images(len(x), device):  # all skip together: sync BN's collectives pair up
+        if not _every_replica_has_images(len(x), compute.device):  # all skip together: sync BN's collectives pair up
             continue
-        x = x.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            forward(x)
+        with compute.autocast():
+            forward(compute.input(x))
         seen += len(x)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum

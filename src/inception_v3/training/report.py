@@ -43,24 +43,22 @@ def plot_curves(records: list[dict[str, Any]], plots: Path) -> list[str]:
     epochs = [r for r in records if r["kind"] == "epoch"]
     if not steps:
         return []
-    _curve(
-        steps,
-        epochs,
-        ("loss", "val_loss", "ema_loss"),
-        ("train (per step)", "val (raw)", "val (averaged)"),
-        "loss",
-        "Loss (train includes label smoothing and aux)",
-        plots / "loss.png",
-    )
-    _curve(
-        steps,
-        epochs,
-        ("train_acc", "val_top1", "ema_top1"),
-        ("train (running, per epoch)", "val top-1 (raw)", "val top-1 (averaged)"),
-        "accuracy",
-        "Accuracy",
-        plots / "accuracy.png",
-    )
+    curves = {  # file -> (keys of the train, val and averaged-val values, their labels, y label, title)
+        "loss": (
+            ("loss", "val_loss", "ema_loss"),
+            ("train (per step)", "val (raw)", "val (averaged)"),
+            "loss",
+            "Loss (train includes label smoothing and aux)",
+        ),
+        "accuracy": (
+            ("train_acc", "val_top1", "ema_top1"),
+            ("train (running, per epoch)", "val top-1 (raw)", "val top-1 (averaged)"),
+            "accuracy",
+            "Accuracy",
+        ),
+    }
+    for name, (keys, labels, ylabel, title) in curves.items():
+        _curve(steps, epochs, keys, labels, ylabel, title, plots / f"{name}.png")
     fig, ax = new_figure(6, 3.5)
     ax.plot([r["epoch"] for r in steps], [r["lr"] for r in steps])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
