@@ -115,7 +115,33 @@ def render_input_pipeline(result: dict[str, Any], source: str) -> list[str]:
     return [*lines, ""]
 
 
+def render_shard_index(result: dict[str, Any], source: str) -> list[str]:
+    """The shard index at scale against the index it replaced, and its ImageNet extrapolations."""
+    m = result["machine"]
+    lines = [f"## Shard index at scale ({m['cpu_model']}, {m['cpus']} cores)", "",
+             f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): "
+             f"{result['samples']:,} tiny samples in {result['shards']} shards written by webdataset's TarWriter; two "
+             f"forked workers each read {result['share_read_by_workers']:.0%} of the samples in random order; reads "
+             f"counted with a {result['buffer_bytes'] >> 20} MiB file-system buffer.", "",
+             "| index | bytes per sample | build (samples/s) | worker private MiB after its share | bytes read per "
+             "image byte |", "|---|---|---|---|---|"]  # fmt: skip
+    for name, r in result["rows"].items():
+        lines.append(f"| {name} | {r['bytes_per_sample']:.0f} | {r['build_samples_per_s']:,.0f} | "
+                     f"{r['worker_private_mib']:.1f} | {r['read_per_image_byte']:.1f} |")  # fmt: skip
+    lines += ["", "Extrapolated (index size and build time from the rows above; reads for 110 kB images, with shards "
+              "larger than the buffer):", "", "| data set | index | MiB per process | build, minutes (once per "
+              "machine for ours) | bytes read per image byte |", "|---|---|---|---|---|"]  # fmt: skip
+    for data, e in result["imagenet"].items():
+        for name, r in e.items():
+            if isinstance(r, dict):
+                lines.append(f"| {data} ({e['samples']:,} samples) | {name} | {r['index_mib_per_process']:,.0f} | "
+                             f"{r['build_minutes']:.1f} | {r['read_per_image_byte']:.0f} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def render(result: dict[str, Any], source: str) -> list[str]:
+    if result.get("benchmark") == "shard-index":
+        return render_shard_index(result, source)
     if result.get("benchmark") == "fidelity":
         return render_fidelity(result, source)
     if result.get("benchmark") == "input-pipeline":

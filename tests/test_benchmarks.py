@@ -108,3 +108,17 @@ def test_input_pipeline_benchmark_runs_every_format_and_decoder(tmp_path: Path) 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "input-pipeline-cpu.json"
     text = "\n".join(table.render(json.loads(path.read_text()), str(path)))
     assert "by format and decoder" in text and "| WebDataset shards, libjpeg-turbo: crop, flip |" in text
+
+
+def test_shard_index_benchmark_measures_both_indexes(tmp_path: Path) -> None:
+    """At 600 samples: both indexes measured, ours smaller and reading only the image bytes; the table renders."""
+    from benchmarks import shard_index
+
+    result = shard_index.measure(600, 3)
+    old, new = result["rows"].values()
+    assert new["bytes_per_sample"] < old["bytes_per_sample"] and new["read_per_image_byte"] == 1.0
+    assert old["read_per_image_byte"] > 10 and new["build_samples_per_s"] > 0
+    machine = {"cpu_model": "cpu", "cpus": 2, "torch": "2"}
+    run = {"benchmark": "shard-index", "date": "now", "command": "x", "buffer_bytes": 1 << 24, "machine": machine}
+    text = "\n".join(table.render({**run, **result}, "x.json"))
+    assert "Shard index at scale" in text and "ImageNet-21k" in text

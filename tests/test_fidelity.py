@@ -179,3 +179,27 @@ def test_calculate_metrics_takes_the_settings_fields() -> None:
     params = inspect.signature(calculate_metrics).parameters
     for f in dataclasses.fields(ScoringSettings):
         assert params[f.name].kind is inspect.Parameter.KEYWORD_ONLY and params[f.name].default == f.default, f.name
+
+
+def test_fid_from_fewer_images_than_dimensions_equals_every_tool() -> None:
+    """150 images at the 192-d tap: rank-deficient covariances, where the three tools still give a number; each
+    convention gives its tool's, from the same features. (The same at pool3 with 300 images holds too, measured
+    once: scipy's sqrtm of a 2048 x 2048 product takes ~20 s here, too long for the suite.)"""
+    from cleanfid import fid as cleanfid
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    from torch_fidelity.metric_fid import fid_statistics_to_metric
+
+    from inception_v3.scoring import CONVENTIONS, fid_from_statistics, statistics
+
+    rng = np.random.default_rng(0)
+    mix = rng.normal(0, 0.05, (48, 192))
+    a, b = (np.abs(rng.normal(0, 1, (150, 48)) @ mix + shift).astype(np.float32) for shift in (0.3, 0.35))
+    stats = {name: [statistics(f, CONVENTIONS[name]) for f in (a, b)] for name in CONVENTIONS}
+    (m1, s1), (m2, s2) = stats["pytorch-fid"]
+    theirs = {"pytorch-fid": calculate_frechet_distance(m1, s1, m2, s2),
+              "clean-fid": cleanfid.frechet_distance(*stats["clean-fid"][0], *stats["clean-fid"][1]),
+              "torch-fidelity": fid_statistics_to_metric(*({"mu": m, "sigma": s} for m, s in stats["torch-fidelity"]),
+                                                         False)["frechet_inception_distance"]}  # fmt: skip
+    for name, value in theirs.items():
+        ours = fid_from_statistics(*stats[name][0], *stats[name][1], CONVENTIONS[name])
+        assert ours == pytest.approx(float(value), rel=1e-3) and ours > 0, name

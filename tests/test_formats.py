@@ -140,7 +140,8 @@ def test_every_reading_command_reads_every_format_to_the_same_result(
         score = ["fidelity", spec, data["val"]["folder"], *metrics, "--dims", "64", "--weights", data["fidnet"]]
         results[fmt]["fidelity"] = json.loads(run([*score, "--json", *cpu], capsys))
         shards = tmp_path / f"shards-{fmt}"
-        run(["shards", *shard_source(data, fmt), str(shards)], capsys)
+        source, *options = shard_source(data, fmt)
+        run(["shards", source, str(shards), *options], capsys)
         results[fmt]["shards"] = read_shards(shards, list(CLASSES) if fmt == "npz" else None)
     for fmt in FORMATS[1:]:
         for command, value in results[fmt].items():

@@ -219,6 +219,16 @@ def _cmd_fid(args: argparse.Namespace) -> None:
 
 def _cmd_shards(args: argparse.Namespace) -> None:
     from .data.shard_writer import write_shards
+    from .data.shards import index_shards
+
+    if args.index:
+        for spec in args.index:
+            info = index_shards(spec, _columns(args))
+            line = f"indexed {spec}: {info['samples']:,} samples in {info['shards']} shard(s), "
+            print(json.dumps({"index": spec, **info}) if args.json else line + f"{info['bytes_per_sample']:.0f} B each")
+        return
+    if args.src is None or args.out is None:
+        raise UserError("give SRC and OUT (or --index PATTERN to index existing shards)")
 
     info = write_shards(
         args.src,
@@ -593,10 +603,23 @@ def _parser_shards(sub: Any) -> None:
     p = sub.add_parser("shards", help="write WebDataset tar shards of a data set's training and validation splits")
     p.add_argument(
         "src",
-        help="the data (as train's --data-dir): a folder with train/ and val/ (one sub-folder per "
-        "class), hf:NAME_OR_PATH, a save_to_disk folder, fashion-mnist:, ...",
+        nargs="?",
+        help="the data (as train's --data-dir): a folder with train/ and val/ (one "
+        "sub-folder per class), hf:NAME_OR_PATH, a save_to_disk folder, fashion-mnist:, ...",
     )
-    p.add_argument("out", help="the folder for train-000000.tar ..., val-000000.tar ... and classes.txt")
+    p.add_argument(
+        "out",
+        nargs="?",
+        help="the folder for train-000000.tar ..., val-000000.tar ... and classes.txt "
+        "(with --overwrite, the shards an earlier `shards` wrote there are replaced: no others)",
+    )
+    p.add_argument(
+        "--index",
+        action="append",
+        metavar="PATTERN",
+        help="instead: index existing shards "
+        "(wds:DIR/PATTERN) in the cache, once for the runs that read them (repeatable)",
+    )
     _data_options(p, split=False)
     p.add_argument("--train-split", help="the split written as train-*.tar (default: the format's: train)")
     p.add_argument("--val-split", help="the split written as val-*.tar (default: the format's: val, validation, test)")

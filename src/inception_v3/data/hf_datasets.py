@@ -53,7 +53,9 @@ def load_split(spec: str, split: str, image_column: str, label_column: str) -> A
             f"the dataset {spec} holds one split (saved without a DatasetDict), used as 'train'; it "
             f"has no split {split!r}: save a DatasetDict with both splits"
         )
-    missing = [c for c in (image_column, label_column) if c not in loaded.column_names]
+    missing = [c for c in (image_column,) if c not in loaded.column_names]
+    if label_column != "label" and label_column not in loaded.column_names:
+        missing.append(label_column)  # a named label column must be there; the default may be missing (unlabeled)
     if missing:
         raise UserError(
             f"the dataset {spec} ({split}) has no column {missing[0]!r}; its columns: "
@@ -72,10 +74,11 @@ class HfImages(ImageSource):
         if isinstance(ds.features[image_column], datasets.Image):  # the bytes, not Pillow's decode
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         self.ds, self.name, self.image_column = ds, name, image_column
-        labels = np.array([int(y) for y in ds[label_column]], dtype=np.int64)
-        self.labels, self.count = labels, len(labels)
-        names = getattr(ds.features[label_column], "names", None)
-        self.classes = list(names) if names else None
+        self.count = len(ds)
+        if label_column in ds.column_names:  # ClassLabel's -1 (a test split's): no label, as datasets stores it
+            self.labels = np.array([-1 if y is None else int(y) for y in ds[label_column]], dtype=np.int64)
+            names = getattr(ds.features[label_column], "names", None)
+            self.classes = list(names) if names else None
 
     def __len__(self) -> int:
         return self.count

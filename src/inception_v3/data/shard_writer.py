@@ -7,6 +7,8 @@ source, in the same order."""
 from __future__ import annotations
 
 import io
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,9 @@ from .datasets import split_sources
 from .formats import COLUMNS
 from .image_io import JPEG_MAGIC, Encoded
 from .sources import ImageSource
+
+MANIFEST = "shards.json"  # what write_shards wrote in a folder: the only files an overwrite removes
+SHARD_NAME = re.compile(r"^(train|val)-\d{6}\.tar$")
 
 
 def write_shards(
@@ -33,7 +38,8 @@ def write_shards(
     columns: tuple[str, str] = COLUMNS,
 ) -> dict[str, Any]:
     """Shards of the training and validation splits of the data at `data_dir` (named as `train` names them:
-    a folder with train/ and val/, `hf:NAME`, a `save_to_disk` folder, ...)."""
+    a folder with train/ and val/, `hf:NAME`, a `save_to_disk` folder, ...). With `overwrite`, the shards an
+    earlier run wrote in `out` are replaced: exactly the files it lists in `out/shards.json`, no others."""
     try:
         import webdataset
     except ImportError:
@@ -42,6 +48,7 @@ def write_shards(
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise UserError(f"{dst} is not empty; choose another folder or pass `overwrite=True`")
     train, val, classes = split_sources(dataset, data_dir, train_split, val_split, columns)
+    remove_written(dst)
     dst.mkdir(parents=True, exist_ok=True)
     counts = {}
     for split, source in (("train", train), ("val", val)):
@@ -52,7 +59,31 @@ def write_shards(
                 sink.write({"__key__": f"{split}_{i:08d}", ext: data, "cls": label})
             counts[split] = {"samples": len(source), "shards": sink.shard}
     atomic_write_text(dst / "classes.txt", "".join(f"{c}\n" for c in classes))
+    written = [p.name for p in sorted(dst.glob("*.tar")) if SHARD_NAME.match(p.name)]
+    atomic_write_text(dst / MANIFEST, json.dumps({"written": [*written, "classes.txt"], **counts}, indent=1))
     return {"output": str(dst), "classes": len(classes), **counts}
+
+
+def remove_written(dst: Path) -> None:
+    """Before writing into `dst` again: remove the files an earlier `write_shards` wrote there (its manifest's),
+    and nothing else; refuse a shard-named file it did not write (a later pattern would read it as ours)."""
+    if not dst.is_dir():
+        return
+    try:
+        ours = set(json.loads((dst / MANIFEST).read_text())["written"]) if (dst / MANIFEST).is_file() else set()
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(
+            f"{dst / MANIFEST} is damaged; remove the shards in {dst} by hand or choose another folder"
+        ) from None
+    foreign = sorted(p.name for p in dst.iterdir() if SHARD_NAME.match(p.name) and p.name not in ours)
+    if foreign:
+        raise UserError(
+            f"{dst} holds {foreign[0]}, which `shards` did not write there (not in its {MANIFEST}); "
+            f"remove it or choose another folder"
+        )
+    for name in ours:
+        (dst / name).unlink(missing_ok=True)
+    (dst / MANIFEST).unlink(missing_ok=True)
 
 
 def samples(source: ImageSource) -> Iterator[tuple[str, bytes, int]]:

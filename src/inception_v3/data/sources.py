@@ -71,6 +71,11 @@ class ImageSource:
         """A streamed source's images, once, in order, as H x W x 3 uint8."""
         raise TypeError(f"{self.name} is read by index")
 
+    @property
+    def labeled(self) -> bool:
+        """Whether any image has a label (-1 in `labels`: this one has none)."""
+        return self.labels is not None and bool((np.asarray(self.labels) >= 0).any())
+
     def class_names(self) -> list[str]:
         """The class names, or the label numbers as names."""
         if self.classes is not None:
@@ -79,8 +84,20 @@ class ImageSource:
         return [str(i) for i in range(top)]
 
     def require_labels(self) -> np.ndarray:
-        if self.labels is None:
-            raise UserError(f"{self.name} has no labels (a folder needs one sub-folder per class)")
+        """The labels, for what needs one for every image (training, evaluation); one line naming the split when
+        it has none (a folder without class sub-folders, a test split stored with label -1) or some lack one."""
+        if not self.labeled:
+            raise UserError(
+                f"{self.name} has no labels (images without a class: a folder needs one sub-folder per "
+                f"class, shards a .cls, a dataset a label column with labels >= 0)"
+            )
+        assert self.labels is not None
+        missing = np.flatnonzero(np.asarray(self.labels) < 0)
+        if len(missing):
+            raise UserError(
+                f"{len(missing)} of the {len(self)} images of {self.name} have no label (first: "
+                f"{self.item_name(int(missing[0]))}); every image needs one here"
+            )
         return self.labels
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ from torch import Tensor, nn
 
 from ..errors import UserError, reason
 from ..models.inception import Inception3
-from ..utils.io import atomic_write
+from ..utils.io import StrPath, atomic_write
 from .fusion import fold_batchnorm
 
 FORMATS = ("torchscript", "onnx", "exported-program")
@@ -59,7 +58,7 @@ class PooledFeatures(nn.Module):
 
 
 def export_model(
-    model: Inception3, fmt: str, output: str | os.PathLike[str], features: bool = False, overwrite: bool = False
+    model: Inception3, fmt: str, output: StrPath, features: bool = False, overwrite: bool = False
 ) -> dict[str, Any]:
     """Write `model` in `fmt` to `output` (atomically; an existing file only with `overwrite`); returns what was
     written and, for ONNX, the check."""
@@ -70,14 +69,10 @@ def export_model(
     net: nn.Module = fold_batchnorm(model)
     if features:
         net = PooledFeatures(net).eval()  # type: ignore[arg-type]
-    size = model.config.receptive_field
-    example = torch.randn(2, model.config.in_chans, size, size)
-    info: dict[str, Any] = {
-        "format": fmt,
-        "output": str(output),
-        "input": [-1, model.config.in_chans, size, size],
-        "output_name": "features" if features else "logits",
-    }
+    size, chans = model.config.receptive_field, model.config.in_chans
+    name = "features" if features else "logits"
+    example = torch.randn(2, chans, size, size)
+    info: dict[str, Any] = {"format": fmt, "output": str(output), "input": [-1, chans, size, size], "output_name": name}
     if fmt == "torchscript":
         scripted = torch.jit.script(net)
         _write(output, lambda tmp: torch.jit.save(scripted, tmp))
@@ -95,30 +90,24 @@ def export_model(
             with warnings.catch_warnings():  # the shape checks are constants for a fixed-size export
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
+                axes = {"images": {0: "batch"}, name: {0: "batch"}}
                 torch.onnx.export(
-                    net,
-                    (example,),
-                    tmp,
-                    input_names=["images"],
-                    output_names=[info["output_name"]],
-                    dynamic_axes={"images": {0: "batch"}, info["output_name"]: {0: "batch"}},
-                    dynamo=False,
+                    net, (example,), tmp, input_names=["images"], output_names=[name], dynamic_axes=axes, dynamo=False
                 )
-            check = torch.randn(3, model.config.in_chans, size, size)  # another batch size than the example
+            check = torch.randn(3, chans, size, size)  # another batch size than the example
             session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
             got = torch.from_numpy(session.run(None, {"images": check.numpy()})[0])
             with torch.no_grad():
                 want = net(check)
-            check_result = compare_outputs(want, got, logits=not features)
-            info["onnx_max_abs_diff"] = check_result["max_abs_diff"]
-            info["onnx_relative_diff"] = check_result["relative_diff"]
+            diff = compare_outputs(want, got, logits=not features)
+            info.update(onnx_max_abs_diff=diff["max_abs_diff"], onnx_relative_diff=diff["relative_diff"])
 
         _write(output, write)
     info["bytes"] = Path(output).stat().st_size
     return info
 
 
-def _write(output: str | os.PathLike[str], write: Callable[[str], Any]) -> None:
+def _write(output: StrPath, write: Callable[[str], Any]) -> None:
     """Write atomically; a failed write (a full disk: torch's writers report it as a RuntimeError) is one line."""
     try:
         atomic_write(output, write)

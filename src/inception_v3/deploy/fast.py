@@ -24,8 +24,7 @@ class FastInference(nn.Module):
 
     def __init__(self, model: Inception3, dtype: torch.dtype, channels_last: bool) -> None:
         super().__init__()
-        self.model, self.dtype, self.channels_last = model, dtype, channels_last
-        self.config = model.config
+        self.model, self.dtype, self.channels_last, self.config = model, dtype, channels_last, model.config
 
     def forward(self, x: Tensor) -> Tensor:
         self.model.check_input(x, self.model.min_size)

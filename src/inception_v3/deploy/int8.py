@@ -80,8 +80,7 @@ class Int8Model(nn.Module):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.config.in_chans, self.min_size, self.config.receptive_field)
-        outputs = [self.graph(_pad(chunk))[: len(chunk)] for chunk in x.split(CHUNK)]
-        return torch.cat(outputs)
+        return torch.cat([self.graph(_pad(chunk))[: len(chunk)] for chunk in x.split(CHUNK)])
 
 
 def _pad(x: Tensor) -> Tensor:

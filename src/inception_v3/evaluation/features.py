@@ -70,10 +70,10 @@ def extract_features(
         source, pipeline, batch_size=batch_size, workers=workers, progress="features" if show_progress else None
     )
     arrays = {("features" if t == 2048 else f"taps_{t}"): got.arrays[str(t)] for t in wanted}
-    if source.labels is not None:
-        arrays["labels"] = source.labels[got.index]
+    if source.labeled:  # -1: that image has no label
+        arrays["labels"] = np.asarray(source.labels)[got.index].astype(np.int64)
     names = [source.item_name(int(i)) for i in got.index]
-    classes = source.class_names() if source.labels is not None else None
+    classes = source.class_names() if source.labeled else None
     return Features(arrays, names, classes, member.describe(), dict(member.view.__dict__))
 
 

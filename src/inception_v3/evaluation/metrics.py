@@ -41,15 +41,9 @@ def calibration_table(sums: Tensor) -> list[dict[str, float]]:
     """Per non-empty bin: its edges, mean confidence, accuracy and count (the reliability diagram)."""
     bins = sums.shape[1]
     return [
-        {
-            "low": k / bins,
-            "high": (k + 1) / bins,
-            "confidence": float(sums[1, k] / sums[0, k]),
-            "accuracy": float(sums[2, k] / sums[0, k]),
-            "count": int(sums[0, k]),
-        }
-        for k in range(bins)
-        if sums[0, k] > 0
+        {"low": k / bins, "high": (k + 1) / bins, "confidence": conf / n, "accuracy": correct / n, "count": int(n)}
+        for k, (n, conf, correct) in enumerate(sums.T.tolist())
+        if n > 0
     ]
 
 
@@ -77,14 +71,10 @@ def evaluate(
             logits = model(x).float()
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct = top5 == y[:, None]
-        sums += torch.stack(
-            [
-                torch.tensor(float(len(y)), device=device, dtype=torch.float64),
-                correct[:, 0].sum().double(),
-                correct.any(1).sum().double(),
-                F.cross_entropy(logits, y, reduction="sum").double(),
-            ]
-        )
+        sums[0] += len(y)
+        sums[1] += correct[:, 0].sum()
+        sums[2] += correct.any(1).sum()
+        sums[3] += F.cross_entropy(logits, y, reduction="sum").double()
         calibration += calibration_sums(logits.softmax(1), y)
         if num_classes:
             confusion += torch.bincount(y * num_classes + top5[:, 0], minlength=num_classes**2).view_as(confusion)
@@ -92,14 +82,10 @@ def evaluate(
         for t in (sums, confusion, calibration):
             torch.distributed.all_reduce(t)
     model.train(was_training)
-    n = max(sums[0].item(), 1.0)
-    result: dict[str, Any] = {
-        "n": int(sums[0].item()),
-        "top1": sums[1].item() / n,
-        "top5": sums[2].item() / n,
-        "loss": sums[3].item() / n,
-        "ece": expected_calibration_error(calibration),
-    }
+    count, top1, top5, loss = sums.tolist()
+    n = max(count, 1.0)
+    result: dict[str, Any] = {"n": int(count), "top1": top1 / n, "top5": top5 / n, "loss": loss / n}
+    result["ece"] = expected_calibration_error(calibration)
     if num_classes:
         result["confusion"] = confusion.cpu().tolist()
     return result
@@ -113,13 +99,11 @@ def classification_metrics(probs: Tensor, labels: Tensor, classes: list[str]) ->
     confusion = torch.bincount(labels * k + top5[:, 0], minlength=k * k).view(k, k)
     per_class = {c: float(confusion[i, i]) / max(int(confusion[i].sum()), 1) for i, c in enumerate(classes)}
     sums = calibration_sums(probs, labels)
-    top1, top5_acc = float(hit[:, 0].float().mean()), float(hit.any(1).float().mean())
+    accuracy = {"top1": float(hit[:, 0].float().mean()), "top5": float(hit.any(1).float().mean())}
     return {
         "n": len(labels),
-        "top1": top1,
-        "top5": top5_acc,
-        "top1_error": 1 - top1,
-        "top5_error": 1 - top5_acc,
+        **accuracy,
+        **{f"{name}_error": 1 - value for name, value in accuracy.items()},
         "ece": expected_calibration_error(sums),
         "per_class": per_class,
         "confusion": confusion.tolist(),

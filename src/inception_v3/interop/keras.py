@@ -14,6 +14,8 @@ from ..models.config import get_config
 from ..models.inception import Inception3
 from ..models.layers import ConvBN
 
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
 
 def read_keras_weights(path: Path) -> list[tuple[str, list[Tensor]]]:
     """Keras weights, (layer, arrays) in Keras' layer order: a Keras 3 `.weights.h5` (layers/<name>/vars/<i>)
@@ -66,13 +68,9 @@ def keras_layer_order(model: Inception3) -> list[str]:
             for node in reversed(graph.nodes):
                 depth[node] = max((depth[u] + 1 for u in node.users), default=0)
             created = [n for n, m in child.named_children() if isinstance(m, ConvBN)]
-            convs = [
-                (str(n.target).rsplit(".", 1)[0], depth[n])
-                for n in graph.nodes
-                if n.op == "call_module" and str(n.target).endswith(".conv")
-            ]
-            convs.sort(key=lambda c: (-c[1], created.index(c[0])))
-            order += [f"{name}.{c}" for c, _ in convs]
+            calls = [n for n in graph.nodes if n.op == "call_module" and str(n.target).endswith(".conv")]
+            conv_depth = {str(n.target).rsplit(".", 1)[0]: depth[n] for n in calls}
+            order += [f"{name}.{c}" for c in sorted(conv_depth, key=lambda c: (-conv_depth[c], created.index(c)))]
     return order
 
 
@@ -92,16 +90,8 @@ def keras_state_dict(layers: list[tuple[str, list[Tensor]]], model: Inception3) 
     for name, conv, norm in zip(ours, convs, norms, strict=True):
         state[f"{name}.conv.weight"] = conv[0].permute(3, 2, 0, 1).contiguous()
         gamma = norm[0] if len(norm) == 4 else torch.ones_like(norm[-1])
-        beta, mean, var = norm[-3:]
-        state.update(
-            {
-                f"{name}.bn.weight": gamma,
-                f"{name}.bn.bias": beta,
-                f"{name}.bn.running_mean": mean,
-                f"{name}.bn.running_var": var,
-                f"{name}.bn.num_batches_tracked": torch.tensor(0),
-            }
-        )
+        values = (gamma, *norm[-3:], torch.tensor(0))  # norm[-3:]: beta, moving mean, moving variance
+        state.update({f"{name}.bn.{key}": v for key, v in zip(_BN_KEYS, values, strict=True)})
     if dense:
         state["fc.weight"], state["fc.bias"] = dense[0][0].t().contiguous(), dense[0][1]
     return state
@@ -109,7 +99,6 @@ def keras_state_dict(layers: list[tuple[str, list[Tensor]]], model: Inception3) 
 
 def read_keras_state_dict(path: Path, preset: str) -> tuple[dict[str, Tensor], int | None]:
     """A Keras InceptionV3 file as our state dict, and its class count (None: saved without the classifier)."""
-    layers = read_keras_weights(path)
-    dense = [v for _, v in layers if len(v) == 2 and v[0].ndim == 2]
     template = Inception3(get_config(preset, aux_logits=False, num_classes=1))  # only the layer order matters
-    return keras_state_dict(layers, template), int(dense[0][1].shape[0]) if dense else None
+    state = keras_state_dict(read_keras_weights(path), template)
+    return state, int(state["fc.bias"].shape[0]) if "fc.bias" in state else None

@@ -63,9 +63,8 @@ def load_into(
     for key, value in own.items():
         allowed_fresh = key.startswith(fresh) if fresh else False
         if key not in state:
-            if key.endswith("num_batches_tracked"):
-                continue
-            (report.new if allowed_fresh else missing).append(key)
+            if not key.endswith("num_batches_tracked"):
+                (report.new if allowed_fresh else missing).append(key)
         elif state[key].shape != value.shape:
             if allowed_fresh and key.startswith(CLASSIFIER_KEYS):
                 report.replaced.append(key)

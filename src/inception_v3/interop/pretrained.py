@@ -20,7 +20,7 @@ from ..errors import UserError, reason
 from ..models.config import InceptionConfig, get_config
 from ..models.inception import Inception3
 from ..utils.download import fetch_url
-from ..utils.io import atomic_write, atomic_write_text, load_torch_file
+from ..utils.io import StrPath, atomic_write, atomic_write_text, load_torch_file
 from .keras import read_keras_state_dict
 from .loading import AUX_KEYS, CLASSIFIER_KEYS, LoadReport, load_into
 from .registry import WeightsSpec, fetch, find_weights, list_weights
@@ -33,14 +33,10 @@ DEFAULT_PREPROCESSING = {"resize": "squash", "crop_fraction": 0.875, "interpolat
 
 
 def save_pretrained(
-    model: Inception3,
-    directory: str | os.PathLike[str],
-    classes: list[str] | None = None,
-    preprocessing: dict[str, Any] | None = None,
+    model: Inception3, directory: StrPath, classes: list[str] | None = None, preprocessing: dict[str, Any] | None = None
 ) -> Path:
     """Write config.json (config, class names, preprocessing) and model.safetensors, each atomically."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     meta = {
         "architecture": "inception_v3",
         "config": model.config.to_dict(),
@@ -53,17 +49,13 @@ def save_pretrained(
     return out
 
 
-def from_pretrained(weights: str | os.PathLike[str], **overrides: Any) -> Inception3:
+def from_pretrained(weights: StrPath, **overrides: Any) -> Inception3:
     """The model of `load_pretrained` without its report: an alias of `create_model(weights=weights)`."""
     return load_pretrained(weights, **overrides)[0]
 
 
 def convert(
-    src: str | os.PathLike[str],
-    dst: str | os.PathLike[str],
-    preset: str = "inception_v3",
-    num_classes: int | None = None,
-    overwrite: bool = False,
+    src: StrPath, dst: StrPath, preset: str = "inception_v3", num_classes: int | None = None, overwrite: bool = False
 ) -> LoadReport:
     """Weights from any ecosystem (`load_pretrained`) saved in our format (`save_pretrained`) in `dst`."""
     out = Path(dst)
@@ -75,7 +67,7 @@ def convert(
     return report
 
 
-def resolve_weights(weights: str | os.PathLike[str], progress: bool = True) -> tuple[Path, WeightsSpec | None]:
+def resolve_weights(weights: StrPath, progress: bool = True) -> tuple[Path, WeightsSpec | None]:
     """The local file (downloaded if needed) for a path, an http(s) URL or a name; and the name's entry."""
     text = str(weights)
     path = Path(text).expanduser()
@@ -94,7 +86,7 @@ def resolve_weights(weights: str | os.PathLike[str], progress: bool = True) -> t
     )
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def read_state_dict(path: StrPath) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Tensors and metadata (config, classes, preprocessing) from a .pth/.pt/.safetensors file or a folder."""
     path = Path(path)
     if path.is_dir():
@@ -153,15 +145,12 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
 
 
 def load_pretrained(
-    weights: str | os.PathLike[str], preset: str = "inception_v3", progress: bool = True, **overrides: Any
+    weights: StrPath, preset: str = "inception_v3", progress: bool = True, **overrides: Any
 ) -> tuple[Inception3, LoadReport]:
-    """Build a model for `weights` (a name, URL or path) and load them strictly.
-
-    The config comes from the file when it has one (ours), from the named entry, or from `preset` with
-    the file's class count and aux head. `num_classes` (another class count, or a file without a
-    classifier) replaces both classifiers; `aux_logits=True` on a file without the aux head adds a new
-    one; every other tensor must come from the file.
-    """
+    """Build a model for `weights` (a name, URL or path) and load them strictly. The config comes from the file
+    when it has one (ours), from the named entry, or from `preset` with the file's class count and aux head.
+    `num_classes` (another class count, or a file without a classifier) replaces both classifiers;
+    `aux_logits=True` on a file without the aux head adds a new one; every other tensor must come from the file."""
     path, spec = resolve_weights(weights, progress)
     preset = spec.preset if spec is not None else preset
     notes: list[str] = []
@@ -202,7 +191,6 @@ def load_pretrained(
     report.weights, report.file = str(weights), str(path)
     report.source = meta.get("source", report.source)
     report.preprocessing = dict(meta.get("preprocessing") or (spec.preprocessing() if spec else DEFAULT_PREPROCESSING))
-    same_head = not any(k.startswith("fc.") for k in report.replaced + report.new)
-    if same_head:
+    if not any(k.startswith("fc.") for k in report.replaced + report.new):  # the file's classes still apply
         report.classes = list(meta.get("classes") or (spec.class_names() if spec else []))
     return model, report

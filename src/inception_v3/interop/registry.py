@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import cache, partial
 from pathlib import Path
@@ -72,31 +73,21 @@ def imagenet_categories() -> list[str]:
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # timm's published ImageNet results (results/results-imagenet.csv in the timm repository, commit 0173a139):
-# top-1 and top-5 at 299x299, crop 0.875, bicubic.
+# top-1 and top-5 at 299x299, crop 0.875, bicubic; and the weights' description.
 TIMM_RESULTS = {
-    "tf_in1k": (77.862, 93.644),
-    "tf_adv_in1k": (77.592, 93.730),
-    "gluon_in1k": (78.806, 94.374),
-    "tv_in1k": (77.434, 93.474),
-}
-TIMM_DESCRIPTIONS = {
-    "tf_in1k": "TF-slim's Inception-v3 (the paper's model), ported by timm",
-    "tf_adv_in1k": "TF's adversarially trained Inception-v3, ported by timm",
-    "gluon_in1k": "Gluon (MXNet) Inception-v3, ported by timm; ImageNet mean/std input",
-    "tv_in1k": "torchvision's original port (inception_v3_google-1a9a5a14), as hosted by timm",
+    "tf_in1k": (77.862, 93.644, "TF-slim's Inception-v3 (the paper's model), ported by timm"),
+    "tf_adv_in1k": (77.592, 93.730, "TF's adversarially trained Inception-v3, ported by timm"),
+    "gluon_in1k": (78.806, 94.374, "Gluon (MXNet) Inception-v3, ported by timm; ImageNet mean/std input"),
+    "tv_in1k": (77.434, 93.474, "torchvision's original port (inception_v3_google-1a9a5a14), as hosted by timm"),
 }
 # Keras' InceptionV3 weights: md5 sums as given in keras.applications.inception_v3 (Keras 3.15).
+_KERAS_WEIGHTS = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+    "inception_v3_weights_tf_dim_ordering_tf_kernels"
+)
 KERAS_URLS = {
-    "keras/imagenet": (
-        "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-        "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
-        "9a0d58056eeedaa3f26cb7ebd46da564",
-    ),
-    "keras/imagenet-notop": (
-        "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "bcbd6486424b2319ff4ef7d526e38f63",
-    ),
+    "keras/imagenet": (f"{_KERAS_WEIGHTS}.h5", "9a0d58056eeedaa3f26cb7ebd46da564"),
+    "keras/imagenet-notop": (f"{_KERAS_WEIGHTS}_notop.h5", "bcbd6486424b2319ff4ef7d526e38f63"),
 }
 FID_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 
@@ -127,11 +118,11 @@ def _torchvision() -> WeightsSpec:
 def _timm(tag: str) -> WeightsSpec:
     name = f"inception_v3.{tag}"
     cfg = _timm_cfg(name)
-    top1, top5 = TIMM_RESULTS[tag]
+    top1, top5, description = TIMM_RESULTS[tag]
     return WeightsSpec(
         name=f"timm/{name}",
         source="timm (Hugging Face hub)",
-        description=TIMM_DESCRIPTIONS[tag],
+        description=description,
         hf_repo=cfg["hf_hub_id"],
         hf_file="model.safetensors",
         top1=top1,
@@ -161,20 +152,17 @@ def _timm_cfg(name: str) -> dict[str, Any]:
 def _keras(name: str) -> WeightsSpec:
     url, md5 = KERAS_URLS[name]
     notop = name.endswith("notop")
-    try:  # the URLs Keras itself downloads from, when Keras is installed
+    with suppress(ImportError):  # the URLs Keras itself downloads from, when Keras is installed
         os.environ.setdefault("KERAS_BACKEND", "torch")
         from keras.src.applications import inception_v3 as keras_inception
 
         url = keras_inception.WEIGHTS_PATH_NO_TOP if notop else keras_inception.WEIGHTS_PATH
-    except ImportError:
-        pass
     return WeightsSpec(
         name=name,
         source="Keras applications",
         description="Keras' InceptionV3 ImageNet weights" + (" without the classifier" if notop else ""),
         url=url,
         md5=md5,
-        top1=None,
         metrics_source="Keras publishes no accuracy for these weights",
         resize="squash",
         crop_fraction=1.0,
@@ -184,12 +172,10 @@ def _keras(name: str) -> WeightsSpec:
 
 def _fid() -> WeightsSpec:
     url = FID_URL
-    try:
+    with suppress(ImportError):
         from pytorch_fid.inception import FID_WEIGHTS_URL
 
         url = FID_WEIGHTS_URL
-    except ImportError:
-        pass
     return WeightsSpec(
         name="pytorch-fid/2015-12-05",
         source="pytorch-fid",
@@ -258,10 +244,8 @@ def fetch(spec: WeightsSpec, progress: bool = True) -> Path:
     """The local file of named weights (from a mirror when INCEPTION_V3_MIRROR is set)."""
     if spec.hf_repo:
         return fetch_hub(spec.hf_repo, spec.hf_file, spec.sha256, progress)
-    url = spec.url
     mirror = os.environ.get(MIRROR_ENV)
-    if mirror:
-        url = mirror.rstrip("/") + "/" + url.rsplit("/", 1)[-1]
+    url = mirror.rstrip("/") + "/" + spec.url.rsplit("/", 1)[-1] if mirror else spec.url
     return fetch_url(url, spec.sha256, spec.md5, progress)
 
 
@@ -281,6 +265,7 @@ def weights_table() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for w in list_weights():
         cached = cached_file(w)
+        facts = {k: getattr(w, k) for k in ("file_size", "sha256", "md5", "top1", "top5", "metrics_source")}
         rows.append(
             {
                 "name": w.name,
@@ -288,12 +273,7 @@ def weights_table() -> list[dict[str, Any]]:
                 "source": w.source,
                 "description": w.description,
                 "url": w.download_url,
-                "file_size": w.file_size,
-                "sha256": w.sha256,
-                "md5": w.md5,
-                "top1": w.top1,
-                "top5": w.top5,
-                "metrics_source": w.metrics_source,
+                **facts,
                 "preprocessing": {**w.preprocessing(), "mean": list(w.mean), "std": list(w.std)},
                 "classes": f"{w.num_classes} ({'indices' if w.categories == 'index' else 'ImageNet-1k names'})",
                 "classifier": w.has_classifier,

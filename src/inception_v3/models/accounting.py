@@ -63,26 +63,21 @@ def module_table(model: Inception3, resolution: int) -> list[Row]:
         for sub in child.modules():
             owner[sub] = name
 
-    def shape_hook(name: str) -> Any:
-        def hook(_m: nn.Module, _inputs: Any, output: Tensor) -> None:
-            rows[name].output_shape = list(output.shape)
+    def hook(m: nn.Module, _inputs: Any, output: Tensor) -> None:
+        row = rows[owner[m]]
+        row.macs += _module_macs(m, output)
+        if m is getattr(model, row.name):
+            row.output_shape = list(output.shape)
 
-        return hook
-
-    def macs_hook(m: nn.Module, _inputs: Any, output: Tensor) -> None:
-        rows[owner[m]].macs += _module_macs(m, output)
-
-    handles = [child.register_forward_hook(shape_hook(name)) for name, child in model.named_children() if name in rows]
-    handles += [m.register_forward_hook(macs_hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooked = [m for m, name in owner.items() if isinstance(m, (nn.Conv2d, nn.Linear)) or m is getattr(model, name)]
+    handles = [m.register_forward_hook(hook) for m in hooked]
     x = torch.zeros(1, model.in_chans, resolution, resolution)
+    with_aux = model.AuxLogits is not None and resolution >= model.min_size_aux
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            if model.AuxLogits is not None and resolution >= model.min_size_aux:
-                model.forward_with_aux(x)
-            else:
-                model(x)
+            model.forward_with_aux(x) if with_aux else model(x)
     finally:
         model.train(was_training)
         for h in handles:
@@ -104,10 +99,8 @@ def receptive_field_costs(cfg: InceptionConfig) -> list[dict[str, Any]]:
 
 
 def _pair_macs(cfg: InceptionConfig, layers: list[tuple[int, int, Any, Any]], grid: int) -> int:
-    """Multiply-adds of a stack of real ConvBN layers (in, out, kernel, padding) on a grid x grid map.
-
-    A 4-tuple padding (left, right, top, bottom) is applied by a ZeroPad2d, for even kernels.
-    """
+    """Multiply-adds of a stack of real ConvBN layers (in, out, kernel, padding) on a grid x grid map; a 4-tuple
+    padding (left, right, top, bottom), for even kernels, is applied by a ZeroPad2d."""
     modules: list[nn.Module] = []
     for i, o, k, p in layers:
         if isinstance(p, tuple) and len(p) == 4:
@@ -120,66 +113,30 @@ def _pair_macs(cfg: InceptionConfig, layers: list[tuple[int, int, Any, Any]], gr
 
 
 def factorization_savings(model: Inception3) -> list[dict[str, Any]]:
-    """Section 3 savings computed on ConvBN layers with this network's channels and grids.
-
-    `equal_width` keeps the filter count the same through the pair (the paper's assumption);
-    `as_built` uses the channel counts the network really has at that place.
-    """
-    cfg = model.config
-    k5 = model.Mixed_5b.branch5x5_2.conv.out_channels
-    a, b, c = (
-        model.Mixed_5b.branch3x3dbl_2.conv.in_channels,
-        model.Mixed_5b.branch3x3dbl_2.conv.out_channels,
-        model.Mixed_5b.branch3x3dbl_3.conv.out_channels,
-    )
-    k7 = model.Mixed_6b.branch7x7_2.conv.out_channels
+    """Section 3 savings computed on ConvBN layers with this network's grids: `saving` keeps the filter count the
+    same through the pair (the paper's assumption); `as_built_saving` uses the network's real channel counts."""
+    cfg, m5, dbl2 = model.config, model.Mixed_5b, model.Mixed_5b.branch3x3dbl_2.conv
+    k5, k7 = m5.branch5x5_2.conv.out_channels, model.Mixed_6b.branch7x7_2.conv.out_channels
     k3 = model.Mixed_7b.branch3x3_2a.conv.out_channels
-    g35, g17, g8 = 35, 17, 8
-    cases: list[tuple[str, float | None, int, Any, Any, Any, Any]] = [
-        (
-            "5x5 -> two 3x3 (Mixed_5b)",
-            0.28,
-            g35,
-            [(k5, k5, 5, 2)],
-            [(k5, k5, 3, 1), (k5, k5, 3, 1)],
-            [(a, c, 5, 2)],
-            [(a, b, 3, 1), (b, c, 3, 1)],
-        ),
-        (
-            "3x3 -> 3x1 + 1x3 (Mixed_7b)",
-            0.33,
-            g8,
-            [(k3, k3, 3, 1)],
-            [(k3, k3, (3, 1), (1, 0)), (k3, k3, (1, 3), (0, 1))],
-            None,
-            None,
-        ),
-        (
-            "3x3 -> two 2x2",
-            0.11,
-            g17,
-            [(k7, k7, 3, 1)],
-            [(k7, k7, 2, (0, 1, 0, 1)), (k7, k7, 2, (1, 0, 1, 0))],
-            None,
-            None,
-        ),
-        (
-            "7x7 -> 1x7 + 7x1 (Mixed_6b)",
-            None,
-            g17,
-            [(k7, k7, 7, 3)],
-            [(k7, k7, (1, 7), (0, 3)), (k7, k7, (7, 1), (3, 0))],
-            None,
-            None,
-        ),
+    a, b, c = dbl2.in_channels, dbl2.out_channels, m5.branch3x3dbl_3.conv.out_channels
+
+    def saving(grid: int, full: list[Any], factored: list[Any]) -> float:
+        return 1 - _pair_macs(cfg, factored, grid) / _pair_macs(cfg, full, grid)
+
+    def equal(k: int, layers: list[Any]) -> list[Any]:
+        return [(k, k, kernel, padding) for kernel, padding in layers]
+
+    cases: list[tuple[str, float | None, int, int, Any, Any]] = [  # grid, width, layers as (kernel, padding)
+        ("5x5 -> two 3x3 (Mixed_5b)", 0.28, 35, k5, [(5, 2)], [(3, 1), (3, 1)]),
+        ("3x3 -> 3x1 + 1x3 (Mixed_7b)", 0.33, 8, k3, [(3, 1)], [((3, 1), (1, 0)), ((1, 3), (0, 1))]),
+        ("3x3 -> two 2x2", 0.11, 17, k7, [(3, 1)], [(2, (0, 1, 0, 1)), (2, (1, 0, 1, 0))]),
+        ("7x7 -> 1x7 + 7x1 (Mixed_6b)", None, 17, k7, [(7, 3)], [((1, 7), (0, 3)), ((7, 1), (3, 0))]),
     ]
-    out = []
-    for name, paper, grid, full, factored, full_real, factored_real in cases:
-        row: dict[str, Any] = {"factorization": name, "paper_saving": paper}
-        row["saving"] = 1 - _pair_macs(cfg, factored, grid) / _pair_macs(cfg, full, grid)
-        if full_real is not None:
-            row["as_built_saving"] = 1 - _pair_macs(cfg, factored_real, grid) / _pair_macs(cfg, full_real, grid)
-        out.append(row)
+    out = [
+        {"factorization": name, "paper_saving": paper, "saving": saving(grid, equal(k, full), equal(k, factored))}
+        for name, paper, grid, k, full, factored in cases
+    ]
+    out[0]["as_built_saving"] = saving(35, [(a, c, 5, 2)], [(a, b, 3, 1), (b, c, 3, 1)])
     return out
 
 
@@ -197,17 +154,10 @@ def _longest_conv_path(module: nn.Module) -> int:
 
 
 def layer_depth(model: Inception3) -> dict[str, int]:
-    """Weight layers (conv + fc) on the deepest path, two ways of counting.
-
-    `all_modules`: every conv on the longest path, grid-reduction modules included, plus fc.
-    `paper_style`: like the paper's Table 1, which lists the stem convs and the Inception modules
-    (Figures 5-7) but not the grid-reduction modules Mixed_6a / Mixed_7a, plus the final linear.
-    """
-    stem = [
-        n
-        for n in ("Conv2d_1a_7x7", "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3")
-        if getattr(model, n) is not None
-    ]
+    """Weight layers (conv + fc) on the deepest path, two ways: `all_modules` counts every conv on the longest
+    path, grid-reduction modules included, plus fc; `paper_style` counts like the paper's Table 1: the stem convs,
+    the Inception modules (Figures 5-7) and the final linear, not the grid reductions Mixed_6a / Mixed_7a."""
+    stem = [n for n, m in model.named_children() if isinstance(m, ConvBN)]
     blocks = {n: _longest_conv_path(getattr(model, n)) for n, _ in model.named_children() if n.startswith("Mixed")}
     reductions = blocks["Mixed_6a"] + blocks["Mixed_7a"]
     total = len(stem) + sum(blocks.values()) + 1
@@ -217,9 +167,8 @@ def layer_depth(model: Inception3) -> dict[str, int]:
 def summarize(model: Inception3, resolution: int) -> dict[str, Any]:
     """Everything `inception-v3 summary` shows, as plain data."""
     rows = module_table(model, resolution)
-    aux_params = sum(p.numel() for p in model.AuxLogits.parameters()) if model.AuxLogits is not None else 0
+    aux_params, aux_macs = next(((r.params, r.macs) for r in rows if r.name == "AuxLogits"), (0, 0))
     total_params = sum(p.numel() for p in model.parameters())
-    aux_macs = sum(r.macs for r in rows if r.name == "AuxLogits")
     return {
         "config": model.config.to_dict(),
         "resolution": resolution,
@@ -279,16 +228,8 @@ def format_summary(s: dict[str, Any]) -> str:
 def preset_table() -> list[dict[str, Any]]:
     """Every preset with its description, parameters, input size, minimum input and config."""
     rows = []
-    for preset in PRESETS.values():
-        model = Inception3(preset.config)
-        rows.append(
-            {
-                "name": preset.name,
-                "description": preset.description,
-                "params": sum(p.numel() for p in model.parameters()),
-                "input": preset.config.receptive_field,
-                "min_input": model.min_size,
-                "config": preset.config.to_dict(),
-            }
-        )
+    for p in PRESETS.values():
+        model, cfg = Inception3(p.config), p.config
+        row = {"name": p.name, "description": p.description, "params": sum(t.numel() for t in model.parameters())}
+        rows.append({**row, "input": cfg.receptive_field, "min_input": model.min_size, "config": cfg.to_dict()})
     return rows

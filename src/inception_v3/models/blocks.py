@@ -85,8 +85,7 @@ class Mixed17(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b1 = self.branch1x1(x)  # N x 192 x 17 x 17
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))  # N x 192 x 17 x 17
-        bd = self.branch7x7dbl_1(x)  # N x c7 x 17 x 17
-        bd = self.branch7x7dbl_3(self.branch7x7dbl_2(bd))  # N x c7 x 17 x 17
+        bd = self.branch7x7dbl_3(self.branch7x7dbl_2(self.branch7x7dbl_1(x)))  # N x c7 x 17 x 17
         bd = self.branch7x7dbl_5(self.branch7x7dbl_4(bd))  # N x 192 x 17 x 17
         bp = self.branch_pool(self.pool(x))  # N x 192 x 17 x 17
         return torch.cat([b1, b7, bd, bp], 1)  # N x 768 x 17 x 17
@@ -119,11 +118,8 @@ class Mixed8(nn.Module):
 
     def __init__(self, cfg: InceptionConfig, in_channels: int, max_pool: bool = False) -> None:
         super().__init__()
-        self.pool = (
-            nn.MaxPool2d(3, stride=1, padding=1)
-            if max_pool
-            else nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
-        )
+        average = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
+        self.pool = nn.MaxPool2d(3, stride=1, padding=1) if max_pool else average
         d = cfg.depth
         self.branch1x1 = ConvBN(cfg, in_channels, d(320), 1)
         self.branch3x3_1 = ConvBN(cfg, in_channels, d(384), 1)
@@ -147,10 +143,8 @@ class Mixed8(nn.Module):
 
 
 class AuxHead(nn.Module):
-    """Figure 8 auxiliary classifier on top of the last 17x17 layer (Mixed_6e).
-
-    `conv1` is the paper's "fully connected" 768 layer; BN-auxiliary batch-normalizes it.
-    """
+    """Figure 8 auxiliary classifier on top of the last 17x17 layer (Mixed_6e); `conv1` is the paper's
+    "fully connected" 768 layer, which BN-auxiliary batch-normalizes."""
 
     def __init__(self, cfg: InceptionConfig, in_channels: int) -> None:
         super().__init__()

@@ -69,10 +69,9 @@ class InceptionConfig:
         _check_choice("receptive_field", self.receptive_field, RECEPTIVE_FIELDS)
         _check_choice("stem", self.stem, STEMS)
         _check_choice("factorized_activation", self.factorized_activation, ACTIVATIONS)
-        if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {self.num_classes!r}")
-        if not isinstance(self.in_chans, int) or self.in_chans < 1:
-            raise ValueError(f"in_chans must be a positive integer, got {self.in_chans!r}")
+        for name, value in (("num_classes", self.num_classes), ("in_chans", self.in_chans)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not self.width_multiplier > 0:
             raise ValueError(f"width_multiplier must be > 0, got {self.width_multiplier!r}")
         if self.min_depth < 1:
@@ -80,10 +79,9 @@ class InceptionConfig:
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
         # Lists from JSON become tuples, so configs compare and hash the same after a round trip.
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         for name in ("mean", "std"):
-            values = getattr(self, name)
+            values = tuple(float(v) for v in getattr(self, name))
+            object.__setattr__(self, name, values)
             if len(values) != self.in_chans:
                 raise ValueError(
                     f"{name} has {len(values)} values but in_chans is {self.in_chans}; give one value per input channel"
@@ -140,11 +138,7 @@ PRESETS: dict[str, Preset] = {
             "Table 3: + factorized 7x7 (three 3x3 stem convs), aux head without BN",
             InceptionConfig(aux_bn=False),
         ),
-        Preset(
-            "inception_v3_no_aux",
-            "Inception-v3 without the auxiliary head",
-            InceptionConfig(aux_logits=False),
-        ),
+        Preset("inception_v3_no_aux", "Inception-v3 without the auxiliary head", InceptionConfig(aux_logits=False)),
         Preset(
             "inception_v3_fid",
             "The 2015 graph of the FID tools (pytorch-fid's pt_inception-2015-12-05): 1008 classes, no aux "

@@ -19,18 +19,8 @@ V3 = {"preset": "inception_v3"}
 # same weights from a folder, shards or an HF dataset; the report finds records by these ids alone): one
 # --out-dir per data set.
 UNHASHED = (
-    "out_dir",
-    "name",
-    "workers",
-    "device",
-    "dataset",
-    "data_dir",
-    "train_split",
-    "val_split",
-    "image_column",
-    "label_column",
-    "checkpoint_every",
-    "keep_last",
+    *("out_dir", "name", "workers", "device", "checkpoint_every", "keep_last"),  # where and how it runs
+    *("dataset", "data_dir", "train_split", "val_split", "image_column", "label_column"),  # its data's source
 )
 
 

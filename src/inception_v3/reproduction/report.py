@@ -18,13 +18,10 @@ MAX_SEEDS = 20
 def gather(exp: Experiment, budget: str, records: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """variant name -> its records (one per seed, or one for an ensemble)."""
     if exp.crops:
-        return {
-            v.name: [r for r in records.values() if r["kind"] == "crops" and r["variant"] == v.name]
-            for v in exp.variants
-        }
-    return {
-        v.name: [records[i] for i, _ in variant_runs(exp, v, budget, MAX_SEEDS) if i in records] for v in exp.variants
-    }
+        crops = [r for r in records.values() if r["kind"] == "crops"]
+        return {v.name: [r for r in crops if r["variant"] == v.name] for v in exp.variants}
+    ids = {v.name: [i for i, _ in variant_runs(exp, v, budget, MAX_SEEDS)] for v in exp.variants}
+    return {name: [records[i] for i in run_ids if i in records] for name, run_ids in ids.items()}
 
 
 def top1s(recs: list[dict[str, Any]]) -> list[float]:
@@ -59,8 +56,7 @@ def _fmt(value: float | None, spec: str = "+.2f") -> str:
 
 def table(exp: Experiment, rows: dict[str, list[dict[str, Any]]]) -> list[str]:
     ref = exp.variants[0]
-    ref_ours = top1s(rows[ref.name])
-    ref_mean = mean_std(ref_ours)[0] if ref_ours else None
+    ref_mean = mean_std(top1s(rows[ref.name]))[0] if rows[ref.name] else None
     lines = [
         "| variant | paper top-1 (ImageNet) | paper vs first row | ours top-1 (mean +- std, seeds) | "
         "ours vs first row | ECE | mult-adds | time per run |",
@@ -79,10 +75,8 @@ def table(exp: Experiment, rows: dict[str, list[dict[str, Any]]]) -> list[str]:
             when = f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.0f} s"
         else:
             ours, delta, ece, macs, when = "not run", "-", "-", "-", "-"
-        lines.append(
-            f"| {v.name} | {_fmt(v.paper_top1, '.1f')} | {_fmt(paper_delta)} | {ours} | {delta} | {ece} | "
-            f"{macs} | {when} |"
-        )
+        paper = _fmt(v.paper_top1, ".1f")
+        lines.append(f"| {v.name} | {paper} | {_fmt(paper_delta)} | {ours} | {delta} | {ece} | {macs} | {when} |")
     return lines
 
 
@@ -99,9 +93,7 @@ def plot_experiment(exp: Experiment, rows: dict[str, list[dict[str, Any]]], path
     bar = axes[0][-1]
     bar.bar(range(len(names)), [m for m, _ in means], yerr=[s or 0 for _, s in means], capsize=4)
     bar.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
-    lo = min(m - (s or 0) for m, s in means)
-    hi = max(m + (s or 0) for m, s in means)
-    bar.set_ylim(lo - 1.5, hi + 0.5)
+    bar.set_ylim(min(m - (s or 0) for m, s in means) - 1.5, max(m + (s or 0) for m, s in means) + 0.5)
     bar.set(ylabel="test top-1 (%)", title="Top-1 (mean, error bar = std over seeds)")
     if curves:
         for name in names:
@@ -177,6 +169,5 @@ def write_report(records_dir: Path, report: Path) -> list[Path]:
             lines += ["", f"![{exp.name}]({figure.relative_to(report.parent)})", ""]
     if not figures:
         lines += ["No run records yet.", ""]
-    report.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report, "\n".join(lines))
     return figures

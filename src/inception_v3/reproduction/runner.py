@@ -43,7 +43,6 @@ def train_record(cfg: TrainConfig, final: dict[str, Any], run_dir: Path) -> dict
     x = torch.zeros(1, model_cfg.in_chans, model_cfg.receptive_field, model_cfg.receptive_field)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps = [{k: r[k] for k in ("step", "epoch", "loss", "train_acc")} for r in metrics if r["kind"] == "step"]
-    drop = ("confusion",)
     return {
         "kind": "train",
         "train": cfg.to_dict(),
@@ -51,7 +50,7 @@ def train_record(cfg: TrainConfig, final: dict[str, Any], run_dir: Path) -> dict
         "seed": cfg.seed,
         "macs": count_macs(main_path, lambda: main_path(x)),
         "params": sum(p.numel() for p in main_path.parameters()),
-        "final": {w: {k: v for k, v in final[w].items() if k not in drop} for w in ("ema", "raw")},
+        "final": {w: {k: v for k, v in final[w].items() if k != "confusion"} for w in ("ema", "raw")},
         "steps": final["steps"],
         "train_seconds": final["train_seconds"],
         "curve": steps,
@@ -87,8 +86,7 @@ def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: P
                 log.info(f"[{name}] {variant.name}, seed {cfg.seed}: done ({path})")
                 continue
             log.info(f"[{name}] {variant.name}, seed {cfg.seed}: training {cfg.out_dir}/{cfg.name}")
-            final = run_training(cfg)
-            if final is None:
+            if (final := run_training(cfg)) is None:
                 return False
             if main_rank():
                 write_json(path, train_record(cfg, final, Path(cfg.out_dir) / cfg.name))
@@ -100,13 +98,8 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
     from ..data.formats import default_splits, open_split
     from ..evaluation.evaluate import run_evaluation
 
-    source_exp = next(e for e in EXPERIMENTS.values() if any(v.name == exp.source for v in e.variants))
-    needed = [
-        i
-        for v in source_exp.variants
-        if v.name == exp.source
-        for i, _ in variant_runs(source_exp, v, budget, seeds, out_dir, data)
-    ]
+    source_exp, source = next((e, v) for e in EXPERIMENTS.values() for v in e.variants if v.name == exp.source)
+    needed = [i for i, _ in variant_runs(source_exp, source, budget, seeds, out_dir, data)]
     if not all(record_path(records, budget, i).exists() for i in needed):
         log.info(f"[{exp.name}] training the {exp.source} runs of {source_exp.name} first")
         if not run_experiment(source_exp.name, budget, seeds, out_dir, records, data):
@@ -123,27 +116,23 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
             log.info(f"[{exp.name}] {variant.name} of {', '.join(ids)}")
             started = time.time()
             ckpts = [str(Path(c.out_dir) / c.name / "best.pt") for c in group]
-            missing = [p for p in ckpts if not Path(p).exists()]
-            if missing:
+            if missing := [p for p in ckpts if not Path(p).exists()]:
                 raise UserError(
                     f"{missing[0]} is missing (its run record exists but the checkpoint was removed); "
                     f"delete {record_path(records, budget, Path(missing[0]).parent.name)} to retrain"
                 )
-            val = open_split(
-                group[0].dataset,
-                group[0].data_dir,
-                group[0].val_split or default_splits(group[0].dataset, group[0].data_dir)[1],
-                (group[0].image_column, group[0].label_column),
-            )
+            first = group[0]
+            split = first.val_split or default_splits(first.dataset, first.data_dir)[1]
+            val = open_split(first.dataset, first.data_dir, split, (first.image_column, first.label_column))
             result = run_evaluation(
-                ckpts, val, protocol, limit=limit, central_fraction=group[0].eval_crop, show_progress=False
+                ckpts, val, protocol, limit=limit, central_fraction=first.eval_crop, show_progress=False
             )
             record = {
                 "kind": "crops",
                 "variant": variant.name,
                 "protocol": protocol,
                 "members": ids,
-                "seed": group[0].seed if len(group) == 1 else None,
+                "seed": first.seed if len(group) == 1 else None,
                 "seconds": time.time() - started,
                 "final": {"ema": {k: result[k] for k in ("n", "top1", "top5", "ece")}},
             }
@@ -153,8 +142,7 @@ def run_crops(exp: Experiment, budget: str, seeds: int, out_dir: Path, records: 
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(data, indent=1))
+    atomic_write_text(path, json.dumps(data, indent=1))  # (creating the folder)
 
 
 def reproduce(
@@ -183,8 +171,7 @@ def reproduce(
         return report_path
     if not experiments:
         raise UserError(f"name at least one experiment: {', '.join(EXPERIMENTS)}")
-    unknown = [e for e in experiments if e not in EXPERIMENTS]
-    if unknown:
+    if unknown := [e for e in experiments if e not in EXPERIMENTS]:
         raise UserError(f"unknown experiment {unknown[0]!r}; valid experiments: {', '.join(EXPERIMENTS)}")
     if budget not in BUDGETS:
         raise UserError(f"unknown budget {budget!r}; valid budgets: {', '.join(BUDGETS)}")

@@ -143,7 +143,7 @@ def score(
         )
     if s.fid:
         moments = [
-            stats[id(x)] if f is None else full_rank_statistics(f, src, s, conv)
+            stats[id(x)] if f is None else fid_statistics(f, src, s, conv)
             for x, src, f in zip((input1, input2), sources, pool, strict=True)
         ]
         result["frechet_inception_distance"] = fid_from_statistics(*moments[0], *moments[1], conv)
@@ -224,14 +224,20 @@ def run(
     return tap_outputs(net, x, taps)
 
 
-def full_rank_statistics(
+def fid_statistics(
     features: np.ndarray, source: ImageSource | None, s: ScoringSettings, conv: Convention
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and covariance FID compares, from as many images as the tools accept (two or more). With no
+    more images than the tap has dimensions, the covariance is rank-deficient: the number is the tools' own, but
+    biased upwards and comparable only with FIDs from as many images; a note says so."""
+    name = source.name if source is not None else "an input"
+    if len(features) < 2:
+        raise UserError(f"FID needs at least 2 images, but {name} has {len(features)} readable one(s)")
     if len(features) <= s.dims:
-        name = source.name if source is not None else "an input"
-        raise UserError(
-            f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, but "
-            f"{name} has {len(features)} readable ones; add images or pass a smaller `dims`"
+        log.warning(
+            f"note: FID at the {s.dims}-d tap from {len(features)} images of {name}: the covariance is "
+            f"rank-deficient (a full-rank estimate needs more than {s.dims} images); the value is the tools' "
+            f"own, biased upwards: compare it only with FIDs from as many images"
         )
     return statistics(features, conv)
 
@@ -247,11 +253,8 @@ def check_counts(s: ScoringSettings, sources: list[ImageSource | None]) -> None:
                 f"KID subsets of {s.kid_subset_size} images need that many in each input, but {src.name} "
                 f"has {len(src)}; lower `kid_subset_size` to at most {smallest}"
             )
-        if s.fid and len(src) <= s.dims:
-            raise UserError(
-                f"FID at the {s.dims}-d tap needs more than {s.dims} images for a full-rank covariance, "
-                f"but {src.name} has {len(src)}; add images or pass a smaller `dims`"
-            )
+        if s.fid and len(src) < 2:
+            raise UserError(f"FID needs at least 2 images, but {src.name} has {len(src)}")
     first = sources[0]
     if s.isc and first is not None and len(first) and len(first) < s.isc_splits:
         raise UserError(

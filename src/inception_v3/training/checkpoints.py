@@ -7,7 +7,6 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so it
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,13 @@ import torch
 import torch.distributed as dist
 
 from ..errors import TamperedFile, UserError
-from ..utils.io import atomic_write, load_torch_file
+from ..utils.io import StrPath, atomic_write, load_torch_file
 
 CHECKPOINT_FORMAT = "inception-v3/checkpoint/1"
 REQUIRED_KEYS = {"model", "ema", "optimizer", "rng", "step", "classes", "model_config", "train_config"}
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+def save_checkpoint(state: dict[str, Any], path: StrPath) -> None:
     """Write `state` atomically: a crash mid-write leaves the previous file intact. It is serialized in
     memory first, so a full disk is an OSError with its errno (torch.save would hide it in a RuntimeError)."""
     buffer = io.BytesIO()
@@ -30,7 +29,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getbuffer()))
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: StrPath, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with `weights_only=True`; a missing, damaged or unsafe file is a UserError."""
     state = load_torch_file(path, map_location, "checkpoint")
     if not isinstance(state, dict):
@@ -49,8 +48,7 @@ def latest_good_checkpoint(
     """The newest step checkpoint that reads back as a complete checkpoint of this project, and its
     contents; damaged ones (truncated, empty, not ours) are skipped with a line through `warn`. A tampered
     one (it would run code) stops the search: TamperedFile, the file moved aside as evidence."""
-    evidence = sorted((run_dir / "checkpoints").glob("*.tampered*"))
-    if evidence:
+    if evidence := sorted((run_dir / "checkpoints").glob("*.tampered*")):
         raise TamperedFile(
             f"{run_dir} holds a checkpoint that would run code when loaded, kept as evidence at "
             f"{evidence[0]}; look at it, then move it out of the run folder to resume from the "

@@ -72,11 +72,7 @@ class _AllReduceSum(torch.autograd.Function):
         dist.all_reduce(t)
         return t
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
+    backward = forward  # (ctx, grad) -> grad summed over replicas
 
 
 def all_reduce(t: Tensor) -> Tensor:

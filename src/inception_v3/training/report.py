@@ -13,28 +13,7 @@ from ..utils.io import atomic_write_text
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _curve(
-    steps: list[dict[str, Any]],
-    epochs: list[dict[str, Any]],
-    keys: tuple[str, str, str],
-    labels: tuple[str, str, str],
-    ylabel: str,
-    title: str,
-    path: Path,
-) -> None:
-    """One per-step train curve and the per-epoch raw / averaged validation points."""
-    fig, ax = new_figure(6, 3.5)
-    ax.plot([r["epoch"] for r in steps], [r[keys[0]] for r in steps], lw=0.8, label=labels[0])
-    for key, label, marker in zip(keys[1:], labels[1:], ("o-", "s-"), strict=True):
-        ax.plot([r["epoch"] for r in epochs], [r[key] for r in epochs], marker, label=label)
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-    ax.legend()
-    save_figure(fig, path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def plot_curves(records: list[dict[str, Any]], plots: Path) -> list[str]:
@@ -43,22 +22,26 @@ def plot_curves(records: list[dict[str, Any]], plots: Path) -> list[str]:
     epochs = [r for r in records if r["kind"] == "epoch"]
     if not steps:
         return []
-    curves = {  # file -> (keys of the train, val and averaged-val values, their labels, y label, title)
+    curves = {  # file and y label -> (keys of the train, val and averaged-val values, their labels, title)
         "loss": (
             ("loss", "val_loss", "ema_loss"),
             ("train (per step)", "val (raw)", "val (averaged)"),
-            "loss",
             "Loss (train includes label smoothing and aux)",
         ),
         "accuracy": (
             ("train_acc", "val_top1", "ema_top1"),
             ("train (running, per epoch)", "val top-1 (raw)", "val top-1 (averaged)"),
-            "accuracy",
             "Accuracy",
         ),
     }
-    for name, (keys, labels, ylabel, title) in curves.items():
-        _curve(steps, epochs, keys, labels, ylabel, title, plots / f"{name}.png")
+    for name, (keys, labels, title) in curves.items():  # a per-step train curve, per-epoch val points
+        fig, ax = new_figure(6, 3.5)
+        ax.plot([r["epoch"] for r in steps], [r[keys[0]] for r in steps], lw=0.8, label=labels[0])
+        for key, label, marker in zip(keys[1:], labels[1:], ("o-", "s-"), strict=True):
+            ax.plot([r["epoch"] for r in epochs], [r[key] for r in epochs], marker, label=label)
+        ax.set(xlabel="epoch", ylabel=name, title=title)
+        ax.legend()
+        save_figure(fig, plots / f"{name}.png")
     fig, ax = new_figure(6, 3.5)
     ax.plot([r["epoch"] for r in steps], [r["lr"] for r in steps])
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
@@ -81,20 +64,20 @@ def _resumed(resumes: int) -> str:
     return f", resumed {times} from its checkpoints (time lost to the interruptions not counted)"
 
 
+def _json_block(data: dict[str, Any]) -> list[str]:
+    return ["```json", json.dumps(data, indent=2), "```", ""]
+
+
 def write_report(run_dir: Path) -> Path:
     """Regenerate report.md and plots/*.png from config.json, metrics.jsonl and final.json."""
     config = json.loads((run_dir / "config.json").read_text())
     final = json.loads((run_dir / "final.json").read_text())
-    records = read_metrics(run_dir)
     plots = run_dir / "plots"
-    names = plot_curves(records, plots)
-    if "confusion" in final["ema"]:
-        plot_confusion(
-            final["ema"]["confusion"], config["classes"], plots / "confusion.png", "Confusion matrix (averaged weights)"
-        )
+    names = plot_curves(read_metrics(run_dir), plots)
+    train, classes, ema, raw = config["train"], config["classes"], final["ema"], final["raw"]
+    if "confusion" in ema:
+        plot_confusion(ema["confusion"], classes, plots / "confusion.png", "Confusion matrix (averaged weights)")
         names.append("confusion.png")
-    train = config["train"]
-    ema, raw = final["ema"], final["raw"]
     lines = [
         f"# Training report: {train['name']}",
         "",
@@ -117,25 +100,11 @@ def write_report(run_dir: Path) -> Path:
             "",
         ]
     lines += [f"![{n}](plots/{n})" for n in names]
-    if "confusion.png" in names and config["classes"]:
+    if "confusion.png" in names and classes:
         per_class = [row[i] / max(sum(row), 1) for i, row in enumerate(ema["confusion"])]
         lines += ["", "| class | accuracy (averaged weights) |", "|---|---|"]
-        lines += [f"| {c} | {a:.2%} |" for c, a in zip(config["classes"], per_class, strict=True)]
-    lines += [
-        "",
-        "## Configuration",
-        "",
-        "```json",
-        json.dumps(config["train"], indent=2),
-        "```",
-        "",
-        "Model config:",
-        "",
-        "```json",
-        json.dumps(config["model"], indent=2),
-        "```",
-        "",
-    ]
+        lines += [f"| {c} | {a:.2%} |" for c, a in zip(classes, per_class, strict=True)]
+    lines += ["", "## Configuration", "", *_json_block(train), "Model config:", "", *_json_block(config["model"])]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -23,9 +23,11 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlsplit
 
 import torch
 
@@ -171,33 +173,54 @@ def is_remote(text: str) -> bool:
     return "://" in text or text.startswith("pipe:")
 
 
-def around_name(url: str) -> tuple[str, str, str]:
-    """(what comes before, the file name, what comes after) in a URL or `pipe:` command; the name is the last
-    `NAME.tar` (or `classes.txt`), else the last part."""
-    found = re.findall(r"[^/\s'\"]+\.(?:tar|txt)(?=[\s'\"]|$)", url)
-    name = found[-1] if found else url.rstrip("/").rpartition("/")[2]
-    head, _, tail = url.rpartition(name)
-    return head, name, tail
+_PIPE_NAME = re.compile(r"[^/\s'\"]+\.(?:tar|txt)(?=[\s'\"]|$)")
 
 
-def fetch_remote(url: str, which: str, optional: bool = False) -> Path:
+def remote_parts(url: str) -> tuple[str, str, str]:
+    """(where the file is, its name, what follows the name) of a URL or `pipe:` command: a URL's query (a signed
+    URL's token) is not part of where nor of the name; a command's name is its last `NAME.tar` (or .txt)."""
+    if url.startswith("pipe:"):
+        found = _PIPE_NAME.findall(url)
+        name = found[-1] if found else url.rstrip("/").rpartition("/")[2]
+        head, _, tail = url.rpartition(name)
+        return head, name, tail
+    parts = urlsplit(url)
+    folder, _, name = parts.path.rpartition("/")
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{folder}/", name, query + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def sibling_url(url: str, name: str) -> str:
+    """The URL (or command) of the file `name` beside the one `url` names, with the same query (a signed URL's
+    token) or command around it."""
+    head, _, tail = remote_parts(url)
+    return f"{head}{name}{tail}"
+
+
+def fetch_remote(url: str, which: str, check: Callable[[Path], None] | None = None, optional: bool = False) -> Path:
     """A local copy of the file at `url` (a shard, or the classes.txt beside shards), fetched once through
     webdataset's openers (curl for http(s), the command of `pipe:`) into $INCEPTION_V3_CACHE/wds-shards/<hash of
-    the URL around the name>/. Replicas and workers on one machine fetch each file once (a lock per file).
-    `which` says which of several it is, for messages; `optional`: a failure returns the missing path."""
-    head, name, tail = around_name(url)
-    target = cache_root() / "wds-shards" / hashlib.sha256(f"{head}|{tail}".encode()).hexdigest()[:24] / name
-    if target.is_file():
-        return target
+    where it is>/<name> (a signed URL's token is in neither). Replicas and workers on one machine fetch each file
+    once (a lock per file). `check(path)` raises UserError for a bad copy: a cached one is fetched again, a fresh
+    one refused. `which` says which of several it is, for messages; `optional`: a failure returns the missing
+    path."""
+    head, name, _ = remote_parts(url)
+    target = cache_root() / "wds-shards" / hashlib.sha256(head.encode()).hexdigest()[:24] / name
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.with_name(f".{name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another replica may be fetching it: wait, then use its copy
+        if target.is_file() and check is not None:
+            try:
+                check(target)
+            except UserError as exc:
+                log.warning("note: the cached copy of %s is bad (%s); fetching it again", url, exc)
+                target.unlink()
         if not target.is_file():
-            _fetch_remote(url, target, which, optional)
+            _fetch_remote(url, target, which, check, optional)
     return target
 
 
-def _fetch_remote(url: str, target: Path, which: str, optional: bool) -> None:
+def _fetch_remote(url: str, target: Path, which: str, check: Callable[[Path], None] | None, optional: bool) -> None:
     from webdataset.gopen import gopen
 
     tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
@@ -214,8 +237,8 @@ def _fetch_remote(url: str, target: Path, which: str, optional: bool) -> None:
                 bar.update(len(chunk))
         if tmp.stat().st_size == 0:
             raise OSError("nothing was received")
-        os.replace(tmp, target)
     except Exception as exc:  # the openers raise several types (exit status of curl or the command, OSError)
+        tmp.unlink(missing_ok=True)  # an interrupted or failed fetch leaves nothing behind
         if optional:
             return
         status = re.search(r"exit (\d+)", str(exc))
@@ -225,5 +248,10 @@ def _fetch_remote(url: str, target: Path, which: str, optional: bool) -> None:
         raise UserError(
             f"cannot fetch shard {url} ({which}): {why}; check the URL, or fetch the shards and give their folder"
         ) from None
-    finally:
-        tmp.unlink(missing_ok=True)  # an interrupted or failed fetch leaves nothing behind
+    if check is not None:
+        try:
+            check(tmp)
+        except UserError as exc:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"what was fetched from {url} ({which}) is bad: {exc}") from None
+    os.replace(tmp, target)

@@ -14,7 +14,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 
@@ -22,6 +22,7 @@ from ..errors import TamperedFile, UserError, reason
 from .pickles import code_globals, evidence, pickle_globals, quarantine
 
 TEMP_SUFFIX = ".tmp"
+StrPath: TypeAlias = str | os.PathLike[str]  # a path as text or a Path
 
 
 def cache_root() -> Path:
@@ -29,7 +30,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("INCEPTION_V3_CACHE") or Path.home() / ".cache" / "inception-v3")
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> None:
+def atomic_write(path: StrPath, write: Callable[[str], Any]) -> None:
     """Call `write(temp_path)` on a temp file in the same folder, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> N
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+def atomic_write_text(path: StrPath, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
@@ -64,15 +65,12 @@ def _umask() -> int:
     return mask
 
 
-def load_torch_file(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", what: str = "checkpoint"
-) -> Any:
+def load_torch_file(path: StrPath, map_location: str | torch.device = "cpu", what: str = "checkpoint") -> Any:
     """`torch.load(weights_only=True)`; a missing, damaged or unsafe file is one UserError line. A file that
     would run code on load (`pickles.code_globals`) is moved aside as evidence and raises TamperedFile."""
     path = Path(path)
     if not path.is_file():
-        moved = evidence(path)
-        if moved:  # another replica of the same run moved it a moment ago
+        if moved := evidence(path):  # another replica of the same run moved it a moment ago
             raise TamperedFile(
                 f"refusing {what} {path}: it would run code when loaded; kept as evidence at {moved[-1]}"
             )

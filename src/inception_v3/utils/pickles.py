@@ -40,23 +40,13 @@ CODE_PREFIXES = ("torch.hub.", "torch.utils.cpp_extension.", "torch.package.", "
 class _Stub:
     """What every global becomes while scanning: callable, buildable and fillable, and inert."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def _ignore(self, *args: Any, **kwargs: Any) -> None:
+        """Take a call's arguments, a BUILD's state, a SETITEM's item or an APPEND's values; keep nothing."""
+
+    __init__ = __setstate__ = __setitem__ = append = extend = _ignore
 
     def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
         return _Stub()
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-    def append(self, value: Any) -> None:
-        pass
-
-    def extend(self, values: Any) -> None:
-        pass
 
 
 class _Scanner(pickle.Unpickler):
@@ -98,17 +88,13 @@ def pickle_globals(data: bytes) -> list[str]:
 
 def code_globals(names: list[str]) -> list[str]:
     """Those of `names` (module.name) that would run code when a pickle imports and calls them."""
-    out = []
-    for name in names:
-        module = name.rpartition(".")[0]
-        if (
-            module.split(".")[0] in CODE_MODULES
-            or name in CODE_NAMES
-            or name.startswith(CODE_PREFIXES)
-            or name.replace("__builtin__.", "builtins.") in CODE_NAMES
-        ):
-            out.append(name)
-    return list(dict.fromkeys(out))
+
+    def runs_code(name: str) -> bool:
+        if name.rpartition(".")[0].split(".")[0] in CODE_MODULES:  # the module's top-level package
+            return True
+        return name.startswith(CODE_PREFIXES) or name.replace("__builtin__.", "builtins.") in CODE_NAMES
+
+    return list(dict.fromkeys(n for n in names if runs_code(n)))
 
 
 def quarantine(path: Path) -> Path | None:

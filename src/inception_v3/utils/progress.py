@@ -32,7 +32,8 @@ def progress_bar(*args: Any, **kwargs: Any) -> tqdm:
 
 
 class LogLines(tqdm):
-    """A tqdm that writes one plain line per interval (and a last one when it closes), for logs."""
+    """A tqdm that writes one plain line per interval (and a last one when it closes), for logs; with tqdm's
+    `delay`, none for work that ends sooner."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         text = os.environ.get("INCEPTION_V3_PROGRESS_INTERVAL", "10")
@@ -47,15 +48,21 @@ class LogLines(tqdm):
         super().__init__(*args, **kwargs)
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
-        if msg != "" and time.monotonic() - self._last_line >= self.interval:
+        if msg != "" and time.monotonic() - self._last_line >= self.interval and self._delayed():
             self._line()
         return True
+
+    def _delayed(self) -> bool:
+        """Whether tqdm's `delay` (seconds before anything is shown) has passed."""
+        delay = getattr(self, "delay", 0) or 0
+        return not delay or time.time() - getattr(self, "start_t", time.time()) >= delay
 
     def clear(self, *args: Any, **kwargs: Any) -> None:
         pass  # nothing to erase in a log
 
     def close(self) -> None:
-        if not getattr(self, "disable", True) and getattr(self, "sp", None) is not None and self.n != self._printed_n:
+        shown = not getattr(self, "disable", True) and getattr(self, "sp", None) is not None
+        if shown and self.n != self._printed_n and (self._printed_n >= 0 or self._delayed()):
             self._line()  # where it ended
         self.sp = None  # tqdm's close then only unregisters the bar: nothing to clear in a log
         super().close()
