@@ -129,8 +129,8 @@ def render_shard_index(result: dict[str, Any], source: str) -> list[str]:
         lines.append(f"| {name} | {r['bytes_per_sample']:.0f} | {r['build_samples_per_s']:,.0f} | "
                      f"{r['worker_private_mib']:.1f} | {r['read_per_image_byte']:.1f} |")  # fmt: skip
     lines += ["", "Extrapolated (index size and build time from the rows above; reads for 110 kB images, with shards "
-              "larger than the buffer):", "", "| data set | index | MiB per process | build, minutes (once per "
-              "machine for ours) | bytes read per image byte |", "|---|---|---|---|---|"]  # fmt: skip
+              "larger than the buffer):", "", "| data set | index | MiB per process (ours: one memory-mapped copy per machine) | build, minutes "
+              "(previous: every process; ours: once per machine) | bytes read per image byte |", "|---|---|---|---|---|"]  # fmt: skip
     for data, e in result["imagenet"].items():
         for name, r in e.items():
             if isinstance(r, dict):
