@@ -137,7 +137,7 @@ def test_bad_inputs_one_line_each(setup: dict[str, Path], tmp_path: Path, capsys
     small, empty = str(setup["small"]), tmp_path / "empty"
     empty.mkdir()
     stats = tmp_path / "stats.npz"
-    save_stats(np.zeros(64), np.eye(64), stats, "pytorch-fid")
+    save_stats(stats, np.zeros((3, 64)), np.zeros(64), np.eye(64), "pytorch-fid")
     bad = tmp_path / "bad"
     bad.mkdir()
     for p in sorted(setup["small"].iterdir()):
@@ -146,7 +146,7 @@ def test_bad_inputs_one_line_each(setup: dict[str, Path], tmp_path: Path, capsys
     cases = [
         (["fidelity", small, small, "--kid", *w], "lower --kid-subset-size to at most 12"),
         (["fidelity", str(empty), small, "--fid", *w], "holds no images"),
-        (["fidelity", small, small, "--fid", *w], "needs more than 2048 images for a full-rank covariance"),
+        (["fidelity", small, "wds:" + str(tmp_path) + "/none-{0..1}.tar", "--fid", *w], "matches no shard"),
         (["fidelity", str(stats), small, "--fid", "--dims", "64", *w], "--convention torch-fidelity"),
         (["fidelity", str(stats), small, "--fid", "--dims", "768", "--convention", "pytorch-fid", *w], "asked for 768"),
         (["fidelity", small, "--fid", *w], "compare two inputs"),
@@ -163,6 +163,11 @@ def test_bad_inputs_one_line_each(setup: dict[str, Path], tmp_path: Path, capsys
         calculate_metrics(small, small, kid=True, weights=str(setup["weights"]), device="cpu", workers=0)
     with pytest.raises(UserError, match="or pass `skip_bad_images=True`"):
         calculate_metrics(str(bad), isc=True, isc_splits=2, weights=str(setup["weights"]), device="cpu", workers=0)
+    # FID from fewer images than the tap has dimensions: the tools' number, with one note saying what it is
+    assert main(["fidelity", small, small, "--fid", "--json", *w]) == 0
+    out, err = capsys.readouterr()
+    assert np.isfinite(json.loads(out)["frechet_inception_distance"])  # the tools' arithmetic on a rank-11 covariance
+    assert "covariance is rank-deficient (a full-rank estimate needs more than 2048 images)" in err
     assert main(["fidelity", str(bad), "--isc", "--isc-splits", "2", "--skip-bad-images", "--json", *w]) == 0
     out, err = capsys.readouterr()
     assert "skipped 1 unreadable image(s)" in err and "broken.png" in err

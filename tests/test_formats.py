@@ -188,7 +188,7 @@ def test_npz_sample_batches(tmp_path: Path) -> None:
     for i in range(5):
         assert torch.equal(decode_stored(batch.stored(i)), decode_stored(files.stored(i)))
         assert np.array_equal(decode_rgb(batch.stored(i)), decode_rgb(files.stored(i)))
-    save_stats(np.zeros(4), np.eye(4), tmp_path / "stats.npz")
+    save_stats(tmp_path / "stats.npz", np.zeros((3, 4)), np.zeros(4), np.eye(4), "pytorch-fid")
     assert is_statistics(tmp_path / "stats.npz") and not is_statistics(tmp_path / "batch.npz")
     np.savez(tmp_path / "float.npz", arr_0=pixels.astype(np.float32))
     np.savez(tmp_path / "labels.npz", arr_0=pixels, arr_1=np.arange(3))

@@ -19,13 +19,14 @@ from .scores import (
     precision_recall,
     statistics,
 )
-from .statistics import read_stats, save_stats
+from .statistics import Reference, read_reference, save_stats
 
 __all__ = [
     "CONVENTIONS",
     "FID_WEIGHTS",
     "LOGITS",
     "Convention",
+    "Reference",
     "ScoringSettings",
     "calculate_metrics",
     "feature_network",
@@ -37,7 +38,7 @@ __all__ = [
     "kernel_inception_distance",
     "load_fid_network",
     "precision_recall",
-    "read_stats",
+    "read_reference",
     "save_stats",
     "score",
     "statistics",

@@ -33,7 +33,7 @@ from ..utils.settings import check_fields, setting
 from .conventions import CONVENTIONS, Convention, get_convention
 from .network import DIMS, FID_WEIGHTS, LOGITS, feature_network, tap_outputs
 from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall, statistics
-from .statistics import is_statistics, read_stats, save_stats
+from .statistics import NAMED, is_statistics, read_reference, save_stats
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,14 @@ def score(
     """`calculate_metrics` with its settings as one object."""
     conv = get_convention(s.convention)
     check_settings(s, input2 is not None)
-    stats = {id(x): read_stats(x, conv.name, s.dims) for x in (input1, input2) if is_statistics(x)}  # checked first
-    if id(input1) in stats and (s.isc or s.kid or s.prc or s.save_stats):
-        raise UserError("a .npz of statistics serves FID only; give images for `isc`, `kid`, `prc` and `save_stats`")
-    if id(input2) in stats and (s.kid or s.prc):
-        raise UserError("a .npz of statistics serves FID only; give images for `kid` and `prc`")
+    refs = {id(x): references(x, s) for x in (input1, input2) if is_statistics(x)}  # checked before any work
+    if id(input1) in refs and (s.isc or s.save_stats):
+        raise UserError(
+            "the Inception Score and `save_stats` need images: statistics stand in for FID, KID and "
+            "precision/recall only"
+        )
     sources = [
-        None if x is None or id(x) in stats else open_source(x, num_samples, s.batch_size) for x in (input1, input2)
+        None if x is None or id(x) in refs else open_source(x, num_samples, s.batch_size) for x in (input1, input2)
     ]
     device = resolve_device(s.device)
     network = feature_network(s.weights, device) if any(sources) else None  # the weights: checked before counts
@@ -132,21 +133,24 @@ def score(
     taps = ([LOGITS] if s.isc else []) + ([str(s.dims)] if s.fid or s.kid or s.prc or s.save_stats else [])
     feats = features(sources, s, taps, show_progress, network)
     result: dict[str, float] = {}
-    pool = [None if f is None else f.get(str(s.dims)) for f in feats]
+    pool = [
+        refs[id(x)].features if f is None and id(x) in refs else None if f is None else f.get(str(s.dims))
+        for x, f in zip((input1, input2), feats, strict=True)
+    ]
     if s.save_stats:
         assert pool[0] is not None
-        save_stats(*statistics(pool[0], conv), s.save_stats, conv.name)
+        save_stats(s.save_stats, pool[0], *statistics(pool[0], conv), conv.name)
     if s.isc:
         assert feats[0] is not None
         result["inception_score_mean"], result["inception_score_std"] = inception_score(
             feats[0][LOGITS], s.isc_splits, s.samples_shuffle, s.seed
         )
     if s.fid:
-        moments = [
-            stats[id(x)] if f is None else fid_statistics(f, src, s, conv)
+        (mu1, sigma1), (mu2, sigma2) = (
+            (refs[id(x)].mu, refs[id(x)].sigma) if id(x) in refs else fid_statistics(f, src, s, conv)
             for x, src, f in zip((input1, input2), sources, pool, strict=True)
-        ]
-        result["frechet_inception_distance"] = fid_from_statistics(*moments[0], *moments[1], conv)
+        )
+        result["frechet_inception_distance"] = fid_from_statistics(mu1, sigma1, mu2, sigma2, conv)
     if s.kid:
         assert pool[0] is not None and pool[1] is not None
         result["kernel_inception_distance_mean"], result["kernel_inception_distance_std"] = kernel_inception_distance(
@@ -158,6 +162,23 @@ def score(
             pool[0], pool[1], s.prc_neighborhood
         )
     return result
+
+
+def references(spec: Any, s: ScoringSettings) -> Any:
+    """What a statistics input stands in with: FID's moments, and the features KID and precision/recall need."""
+    ref = read_reference(spec, s.convention, s.dims, "fid" if s.fid else "kid")
+    if (s.kid or s.prc) and ref.features is None:
+        extra = read_reference(spec, s.convention, s.dims, "kid") if str(spec) in NAMED else None
+        if extra is None or extra.features is None:
+            raise UserError(
+                f"{spec} holds no features, which `kid` and `prc` need (statistics saved with "
+                f"`save_stats` keep them; clean-fid keeps them in its *_kid.npz files)"
+            )
+        ref.features = extra.features
+    if s.fid and ref.mu is None:
+        assert ref.features is not None
+        ref.mu, ref.sigma = statistics(ref.features, get_convention(s.convention))
+    return ref
 
 
 def features(
@@ -225,12 +246,13 @@ def run(
 
 
 def fid_statistics(
-    features: np.ndarray, source: ImageSource | None, s: ScoringSettings, conv: Convention
+    features: np.ndarray | None, source: ImageSource | None, s: ScoringSettings, conv: Convention
 ) -> tuple[np.ndarray, np.ndarray]:
     """The mean and covariance FID compares, from as many images as the tools accept (two or more). With no
     more images than the tap has dimensions, the covariance is rank-deficient: the number is the tools' own, but
     biased upwards and comparable only with FIDs from as many images; a note says so."""
     name = source.name if source is not None else "an input"
+    assert features is not None
     if len(features) < 2:
         raise UserError(f"FID needs at least 2 images, but {name} has {len(features)} readable one(s)")
     if len(features) <= s.dims:

@@ -25,22 +25,21 @@ from ..errors import UserError
 SIZE = 299
 
 
-def prepare_pytorch_fid(image: Tensor) -> Tensor:
+def prepare_pytorch_fid(images: Tensor) -> Tensor:
     """pytorch-fid: [0, 1] floats, `F.interpolate` bilinear (align_corners=False) to 299, then 2x - 1."""
-    x = image.permute(2, 0, 1)[None].float() / 255.0
-    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
-    return (2 * x - 1)[0]
+    x = F.interpolate(images.float() / 255.0, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    return 2 * x - 1
 
 
-def prepare_torch_fidelity(image: Tensor) -> Tensor:
+def prepare_torch_fidelity(images: Tensor) -> Tensor:
     """torch-fidelity: TensorFlow 1's bilinear resize of the uint8 values in float32, then (x - 128) / 128."""
-    x = image.permute(2, 0, 1)[None].to(torch.float32)
-    return ((tf1_bilinear(x, SIZE) - 128) / 128)[0]
+    return (tf1_bilinear(images.to(torch.float32), SIZE) - 128) / 128
 
 
-def prepare_clean_fid(image: Tensor) -> Tensor:
+def prepare_clean_fid(images: Tensor) -> Tensor:
     """clean-fid: PIL's bicubic per float channel (on the CPU), clipped, not quantized, then (x - 128) / 128."""
-    x = torch.from_numpy(clean_resize(image.cpu().numpy())).permute(2, 0, 1).to(image.device)
+    resized = [torch.from_numpy(clean_resize(im.permute(1, 2, 0).cpu().numpy())) for im in images]
+    x = torch.stack(resized).permute(0, 3, 1, 2).to(images.device) if resized else images.float()
     return (x - 128) / 128
 
 
@@ -49,12 +48,16 @@ class Convention:
     """A tool's preprocessing and the numerical choices of its metrics."""
 
     name: str
-    prepare: Callable[[Tensor], Tensor]  # an H x W x 3 uint8 RGB image -> the network's 3 x 299 x 299 float32 input
+    prepare_batch: Callable[[Tensor], Tensor]  # uint8 N x 3 x H x W RGB -> the network's N x 3 x 299 x 299 float32
     resizes_on_device: bool  # whether `prepare` is tensor arithmetic that runs where the image is (a GPU too)
     fid_trace: str  # "sqrtm": scipy's matrix square root; "eig": the sum of the product's eigenvalues' roots
     mean_dtype: str  # the dtype of the feature mean (the tools differ: float64 or float32)
     kid_style: str  # whose KID arithmetic: "torch-fidelity" or "clean-fid" (pytorch-fid has no KID)
     description: str = ""
+
+    def prepare(self, image: Tensor) -> Tensor:
+        """One H x W x 3 uint8 RGB image (as decoded) -> the network's 3 x 299 x 299 float32 input."""
+        return self.prepare_batch(image.permute(2, 0, 1)[None])[0]
 
 
 CONVENTIONS: dict[str, Convention] = {

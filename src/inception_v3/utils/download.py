@@ -60,8 +60,9 @@ def cache_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1].split("?", 1)[0]
 
 
-def check_file(path: Path, sha256: str, md5: str, what: str) -> None:
-    """Raise UserError unless the file matches the expected digests and parses as a weights file."""
+def check_file(path: Path, sha256: str, md5: str, what: str, parses: Callable[[Path], None] | None = None) -> None:
+    """Raise UserError unless the file matches the expected digests and parses: as a weights file, or as
+    `parses` (raising UserError) says."""
     if sha256:
         actual = file_digest(path)
         if not actual.startswith(sha256):
@@ -71,7 +72,12 @@ def check_file(path: Path, sha256: str, md5: str, what: str) -> None:
             )
     if md5 and file_digest(path, "md5") != md5:
         raise UserError(f"{what} is damaged or not the published file: its md5 does not match {md5}")
-    if not _parses(path):
+    if parses is not None:
+        try:
+            parses(path)
+        except UserError as exc:
+            raise UserError(f"{what} is incomplete or not the file expected: {exc}") from None
+    elif not _parses(path):
         raise UserError(f"{what} is incomplete or not a weights file (it does not parse)")
 
 
@@ -104,13 +110,16 @@ def _parses(path: Path) -> bool:
         return False
 
 
-def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) -> Path:
-    """A file from `url` in torch.hub's cache, downloaded and checked if it is not there yet."""
+def fetch_url(
+    url: str, sha256: str = "", md5: str = "", progress: bool = True, check: Callable[[Path], None] | None = None
+) -> Path:
+    """A file from `url` in torch.hub's cache, downloaded and checked if it is not there yet: its digests, and
+    that it parses (as weights, or as `check` says)."""
     sha256 = sha256 or hash_prefix(url)
     dst = cache_path(url)
     if dst.is_file():
         try:
-            check_file(dst, sha256, md5, f"the cached {dst}")
+            check_file(dst, sha256, md5, f"the cached {dst}", check)
             return dst
         except UserError as exc:
             refuse_if_tampered(dst, "cached weights file")  # changed to run code: kept, not replaced
@@ -128,7 +137,7 @@ def fetch_url(url: str, sha256: str = "", md5: str = "", progress: bool = True) 
                 f"cannot download {url} ({why}); download it by hand to {dst}, or set {MIRROR_ENV} "
                 f"to a mirror that has {dst.name}"
             ) from None
-        check_file(staging, sha256, md5, f"the download of {url}")
+        check_file(staging, sha256, md5, f"the download of {url}", check)
         os.replace(staging, dst)
     finally:
         staging.unlink(missing_ok=True)
