@@ -58,14 +58,14 @@ def ours(setup: dict[str, Path], convention: str, **kw: object) -> dict[str, flo
                              **kw)  # fmt: skip
 
 
-def test_torch_fidelity_convention_equals_torch_fidelity(setup: dict[str, Path]) -> None:
+def test_torch_fidelity_convention_equals_torch_fidelity(setup: dict[str, Path], tmp_path: Path) -> None:
     import torch_fidelity
 
     theirs = torch_fidelity.calculate_metrics(
         input1=str(setup["a"]), input2=str(setup["b"]), cuda=False, isc=True, fid=True, kid=True, prc=True,
         feature_extractor="inception-v3-compat", feature_extractor_weights_path=str(setup["weights"]),
         feature_layer_fid="64", feature_layer_kid="64", feature_layer_prc="64", kid_subset_size=50, verbose=False,
-        cache=False, batch_size=36,
+        cache=True, cache_root=str(tmp_path), input2_cache_name="real", batch_size=36,
     )  # fmt: skip
     mine = ours(setup, "torch-fidelity", isc=True, fid=True, kid=True, prc=True)
     assert set(mine) == set(theirs)
@@ -77,6 +77,15 @@ def test_torch_fidelity_convention_equals_torch_fidelity(setup: dict[str, Path])
     for key in ("precision", "recall", "f_score"):
         assert mine[key] == pytest.approx(theirs[key], abs=1 / N + 1e-9), key
     assert 0 < mine["precision"] < 1 or 0 < mine["recall"] < 1  # not a degenerate comparison
+    # torch-fidelity's cached statistics and features of input 2 stand in for its images
+    stats, feats = (tmp_path / f"real-inception-v3-compat-{kind}-64.pt" for kind in ("stat-fid", "features"))
+    assert stats.is_file() and feats.is_file()
+    for ref in (stats, feats):
+        options = {"dims": 64, "kid_subset_size": 50, "workers": 0, "device": "cpu", "show_progress": False}
+        cached = calculate_metrics(str(setup["a"]), str(ref), fid=True, kid=ref == feats,
+                                   weights=str(setup["weights"]), **options)  # type: ignore[arg-type]
+        for key, value in cached.items():
+            assert value == pytest.approx(theirs[key], rel=1e-3), (ref.name, key)
 
 
 def test_clean_fid_convention_equals_clean_fid(setup: dict[str, Path]) -> None:
@@ -102,6 +111,18 @@ def test_clean_fid_convention_equals_clean_fid(setup: dict[str, Path]) -> None:
     mine = ours(setup, "clean-fid", fid=True, kid=True, seed=7)
     assert mine["frechet_inception_distance"] == pytest.approx(float(theirs_fid), rel=1e-3)
     assert mine["kernel_inception_distance_mean"] == pytest.approx(theirs_kid, rel=1e-3)
+    # clean-fid's statistics files of input 2 (as make_custom_stats writes them) stand in for its images
+    folder = setup["root"] / "clean-stats"
+    folder.mkdir(exist_ok=True)
+    np.savez_compressed(folder / "b_clean_custom_na.npz", mu=np.mean(fb, axis=0), sigma=np.cov(fb, rowvar=False))
+    np.savez_compressed(folder / "b_clean_custom_na_kid.npz", feats=fb)
+    for name, key, value in (("b_clean_custom_na.npz", "frechet_inception_distance", theirs_fid),
+                             ("b_clean_custom_na_kid.npz", "kernel_inception_distance_mean", theirs_kid)):  # fmt: skip
+        cached = calculate_metrics(str(setup["a"]), str(folder / name), fid=key.startswith("frechet"),
+                                   kid=key.startswith("kernel"), convention="clean-fid", seed=7, dims=64,
+                                   kid_subset_size=50, weights=str(setup["weights"]), workers=0, device="cpu",
+                                   show_progress=False)  # fmt: skip
+        assert cached[key] == pytest.approx(float(value), rel=1e-3), name
 
 
 def test_inputs_zip_generator_tensors_and_the_cache(setup: dict[str, Path], tmp_path: Path) -> None:

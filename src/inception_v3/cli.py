@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import re
 import sys
 import typing
@@ -196,6 +197,8 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     result = score(args.input1, args.input2, settings, show_progress=not args.json)
+    if not result and int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, the first process reports
     if settings.save_stats:
         print(f"statistics of {args.input1} saved to {settings.save_stats}", file=sys.stderr)
     if result:
@@ -210,6 +213,8 @@ def _cmd_fid(args: argparse.Namespace) -> None:
     if args.b is None and not settings.save_stats:
         raise UserError("give two inputs (images or .npz statistics), or one with --save-stats")
     result = score(args.a, args.b, settings, show_progress=not args.json)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, the first process reports
     if args.b is None:
         print(f"statistics of {args.a} saved to {settings.save_stats}")
         return

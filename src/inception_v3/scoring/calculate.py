@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from ..data.formats import open_source
 from ..data.image_io import Stored, decode_rgb
-from ..data.sources import ImageSource
+from ..data.sources import ImageSource, SubsetImages
 from ..errors import UserError
 from ..evaluation.extraction import Pipeline, extract
 from ..models.inception import Inception3
@@ -127,11 +128,18 @@ def score(
     sources = [
         None if x is None or id(x) in refs else open_source(x, num_samples, s.batch_size) for x in (input1, input2)
     ]
-    device = resolve_device(s.device)
+    rank, world = process_group(s.device)
+    device = resolve_device(
+        f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+        if world > 1 and s.device in ("auto", "cuda") and torch.cuda.is_available()
+        else s.device
+    )
     network = feature_network(s.weights, device) if any(sources) else None  # the weights: checked before counts
     check_counts(s, sources)
     taps = ([LOGITS] if s.isc else []) + ([str(s.dims)] if s.fid or s.kid or s.prc or s.save_stats else [])
-    feats = features(sources, s, taps, show_progress, network)
+    feats = features(sources, s, taps, show_progress and rank == 0, network, device, rank, world)
+    if rank != 0:
+        return {}  # the first process computes, prints and writes
     result: dict[str, float] = {}
     pool = [
         refs[id(x)].features if f is None and id(x) in refs else None if f is None else f.get(str(s.dims))
@@ -181,18 +189,33 @@ def references(spec: Any, s: ScoringSettings) -> Any:
     return ref
 
 
+def process_group(device: str) -> tuple[int, int]:
+    """(rank, world size): under torchrun, the process group (NCCL on GPUs, gloo on CPUs) joined; else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        gpu = device in ("auto", "cuda") and torch.cuda.is_available()
+        torch.distributed.init_process_group("nccl" if gpu else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
 def features(
     sources: list[ImageSource | None],
     s: ScoringSettings,
     taps: list[str],
     show_progress: bool,
     network: tuple[Inception3, str, Any] | None = None,
+    device: torch.device | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> list[dict[str, np.ndarray] | None]:
     """Each source's features at `taps`, from the FID network (`feature_network`; loaded here unless given) in the
-    settings' convention (cached)."""
+    settings' convention (cached). Over `world` processes, each extracts every world-th image and the first
+    gathers them in the source's order (the others get None)."""
     if not taps or not any(sources):
         return [None for _ in sources]
-    device = resolve_device(s.device)
+    device = device or resolve_device(s.device)
     net, weights_id, _ = network or feature_network(s.weights, device)
     conv = get_convention(s.convention)
     on_device = device.type == "cuda" and conv.resizes_on_device  # the resize's device can move a last bit
@@ -209,23 +232,39 @@ def features(
             if src is None:
                 out.append(None)
                 continue
-            progress = f"features {src.name}" if show_progress else None
+            if world > 1 and src.streamed:
+                raise UserError(
+                    f"{src.name} is streamed: under torchrun every process would score its own images; "
+                    f"score it in one process, or use the metric objects (inception_v3.scoring.metrics)"
+                )
+            share = SubsetImages(src, np.arange(rank, len(src), world)) if world > 1 else src
+            progress = f"features {src.name}" + (f" ({world} processes)" if world > 1 else "")
             got = extract(
-                src,
+                share,
                 pipeline,
                 batch_size=s.batch_size,
                 workers=s.workers,
-                progress=progress,
+                progress=progress if show_progress else None,
                 skip_bad_images=s.skip_bad_images,
                 cache=s.cache,
             )
             if got.skipped:
                 first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
                 log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), src.name, first)
-            out.append(got.arrays)
+            out.append(got.arrays if world == 1 else gathered(got.arrays, rank + world * got.index, rank))
         return out
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
+
+
+def gathered(arrays: dict[str, np.ndarray], index: np.ndarray, rank: int) -> dict[str, np.ndarray] | None:
+    """Every process's features, in the source's order, on the first process (None on the others)."""
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, (index, arrays))
+    if rank != 0:
+        return None
+    order = np.argsort(np.concatenate([i for i, _ in parts]), kind="stable")
+    return {k: np.concatenate([a[k] for _, a in parts])[order] for k in arrays}
 
 
 def prepare(conv: Convention, resize: bool, item: Stored) -> Tensor:

@@ -197,7 +197,8 @@ class _FeatureMetric(_InceptionMetric):
         """A side's features in sample order (positions, or dataset indices: each once)."""
         if side == "real" and self.reference is not None:
             return self.reference.features  # type: ignore[return-value]
-        if not getattr(self, f"{side}_features"):
+        state = getattr(self, f"{side}_features")  # a list, or after a sync across processes one tensor
+        if (len(state) if isinstance(state, list) else state.numel()) == 0:
             raise UserError(f"{type(self).__name__}: no {side} images were given to update() (compute() before "
                             f"update()?)")  # fmt: skip
         features = dim_zero_cat(getattr(self, f"{side}_features")).cpu().numpy()
