@@ -82,8 +82,9 @@ def test_torch_fidelity_convention_equals_torch_fidelity(setup: dict[str, Path],
     assert stats.is_file() and feats.is_file()
     for ref in (stats, feats):
         options = {"dims": 64, "kid_subset_size": 50, "workers": 0, "device": "cpu", "show_progress": False}
-        cached = calculate_metrics(str(setup["a"]), str(ref), fid=True, kid=ref == feats,
-                                   weights=str(setup["weights"]), **options)  # type: ignore[arg-type]
+        cached = calculate_metrics(
+            str(setup["a"]), str(ref), fid=True, kid=ref == feats, weights=str(setup["weights"]), **options
+        )  # type: ignore[arg-type]
         for key, value in cached.items():
             assert value == pytest.approx(theirs[key], rel=1e-3), (ref.name, key)
 
