@@ -129,8 +129,9 @@ def render_shard_index(result: dict[str, Any], source: str) -> list[str]:
         lines.append(f"| {name} | {r['bytes_per_sample']:.0f} | {r['build_samples_per_s']:,.0f} | "
                      f"{r['worker_private_mib']:.1f} | {r['read_per_image_byte']:.1f} |")  # fmt: skip
     lines += ["", "Extrapolated (index size and build time from the rows above; reads for 110 kB images, with shards "
-              "larger than the buffer):", "", "| data set | index | MiB per process (ours: one memory-mapped copy per machine) | build, minutes "
-              "(previous: every process; ours: once per machine) | bytes read per image byte |", "|---|---|---|---|---|"]  # fmt: skip
+              "larger than the buffer):", "", "| data set | index | MiB per process (ours: one memory-mapped copy per "
+              "machine) | build, minutes (previous: every process; ours: once per machine) | bytes read per image "
+              "byte |", "|---|---|---|---|---|"]  # fmt: skip
     for data, e in result["imagenet"].items():
         for name, r in e.items():
             if isinstance(r, dict):
@@ -139,7 +140,36 @@ def render_shard_index(result: dict[str, Any], source: str) -> list[str]:
     return [*lines, ""]
 
 
+def render_scoring_loops(result: dict[str, Any], source: str) -> list[str]:
+    """Metric objects against torchmetrics', torchmetrics' defaults, and fidelity under torchrun."""
+    m, u, t = result["machine"], result["updates"], result["torchrun"]
+    lines = [f"## Scoring in training loops ({m['cpu_model']}, {m['cpus']} cores)", "",
+             f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): "
+             f"{result['images_per_side']} real and {result['images_per_side']} fake uint8 images of "
+             f"{result['size']}x{result['size']}, batches of 32, pool3, torch-fidelity's convention.", "",
+             "| FID metric object | images/s (update) | FID | vs torchmetrics |", "|---|---|---|---|"]  # fmt: skip
+    for name, r in u.items():
+        ratio = (
+            f"{r['speedup_vs_torchmetrics']:.2f}x, FID {r['relative_fid_difference']:.1e} apart"
+            if name == "ours"
+            else ""
+        )
+        lines.append(f"| {name} | {r['images_per_s']:.1f} | {r['fid']:.6g} | {ratio} |")
+    lines += ["", "torchmetrics' defaults against torch-fidelity's numbers (ours in its convention):", "",
+              "| metric | torchmetrics default | torch-fidelity's | relative difference |",
+              "|---|---|---|---|"]  # fmt: skip
+    for name, r in result["defaults"].items():
+        theirs = r.get("torchmetrics_default", r.get("torchmetrics_default_runs"))
+        lines.append(f"| {name} | {theirs} | {r['torch_fidelity']} | {r['relative_difference']:.2e} |")
+    lines += ["", "`inception-v3 fidelity --fid` under torchrun, as whole processes:", "",
+              "| processes | wall time | FID |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {r['seconds']:.1f} s | {r['fid']:.6g} |" for name, r in t.items()]
+    return [*lines, ""]
+
+
 def render(result: dict[str, Any], source: str) -> list[str]:
+    if result.get("benchmark") == "scoring-loops":
+        return render_scoring_loops(result, source)
     if result.get("benchmark") == "shard-index":
         return render_shard_index(result, source)
     if result.get("benchmark") == "fidelity":

@@ -122,3 +122,15 @@ def test_shard_index_benchmark_measures_both_indexes(tmp_path: Path) -> None:
     run = {"benchmark": "shard-index", "date": "now", "command": "x", "buffer_bytes": 1 << 24, "machine": machine}
     text = "\n".join(table.render({**run, **result}, "x.json"))
     assert "Shard index at scale" in text and "ImageNet-21k" in text
+
+
+def test_scoring_loops_benchmark_runs_both_metric_objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 4 images a side: ours and torchmetrics' FID objects updated and timed, their FIDs close."""
+    from benchmarks import fidelity, scoring_loops
+
+    weights = tmp_path / "torch" / "hub" / "checkpoints" / scoring_loops.TF_NAME
+    fidelity.make_weights(weights)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    fake, real = scoring_loops.images(4, 32, 0, 0), scoring_loops.images(4, 32, 40, 1)
+    rows = scoring_loops.updates(fake, real, str(weights), rounds=1, batch=3)
+    assert rows["ours"]["relative_fid_difference"] < 1e-3 and rows["ours"]["speedup_vs_torchmetrics"] > 0
