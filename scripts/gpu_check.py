@@ -233,6 +233,22 @@ def main() -> int:
             assert abs(r[DEVICE][key] - value) <= 1e-3 * abs(value) + 1e-9, (key, r[DEVICE][key], value)
         return f"{len(r['cpu'])} scores within 1e-3 of the CPU's (IS {r[DEVICE]['inception_score_mean']:.4f})"
 
+    def fidelity_torchrun() -> str:  # the images split across processes (one per GPU, NCCL), gathered in order
+        procs = max(1, min(2, torch.cuda.device_count())) if DEVICE == "cuda" else 2
+        args = ["fidelity", str(train_dir), str(data / "val"), "--isc", "--fid", "--kid", "--dims", "64",
+                "--kid-subset-size", "100", "--weights", str(tmp / "fid-net"), "--no-cache", "--json", "--device",
+                DEVICE]  # fmt: skip
+        one = json.loads(cli(*args).stdout)
+        run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs), "-m",
+               "inception_v3.cli", *args]  # fmt: skip
+        done = subprocess.run(run, env=ENV, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-800:]
+        two = json.loads(done.stdout[done.stdout.index("{") :])
+        for key, value in one.items():
+            assert abs(two[key] - value) <= 1e-3 * abs(value) + 1e-9, (key, two[key], value)
+        backend = "NCCL" if DEVICE == "cuda" else "gloo"
+        return f"{procs} process(es) on {backend} within 1e-3 of one: {len(one)} scores"
+
     def export() -> str:
         x = torch.randn(4, 3, 79, 79)
         from inception_v3 import load_pretrained
@@ -278,6 +294,7 @@ def main() -> int:
     checks.run("JPEG decoding batched on the GPU (nvjpeg)", jpeg_decode)
     checks.run("fid --device cuda", fid)
     checks.run("fidelity --device cuda (resize on the GPU)", fidelity)
+    checks.run("fidelity under torchrun (NCCL, a process per GPU)", fidelity_torchrun)
     checks.run("export, served on cuda", export)
     checks.run("fast path on cuda (Python API)", fast_path)
     passed = sum(r["ok"] for r in checks.results)

@@ -129,11 +129,7 @@ def score(
         None if x is None or id(x) in refs else open_source(x, num_samples, s.batch_size) for x in (input1, input2)
     ]
     rank, world = process_group(s.device)
-    device = resolve_device(
-        f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
-        if world > 1 and s.device in ("auto", "cuda") and torch.cuda.is_available()
-        else s.device
-    )
+    device = resolve_device(process_device(s.device, world))
     network = feature_network(s.weights, device) if any(sources) else None  # the weights: checked before counts
     check_counts(s, sources)
     taps = ([LOGITS] if s.isc else []) + ([str(s.dims)] if s.fid or s.kid or s.prc or s.save_stats else [])
@@ -198,6 +194,19 @@ def process_group(device: str) -> tuple[int, int]:
         gpu = device in ("auto", "cuda") and torch.cuda.is_available()
         torch.distributed.init_process_group("nccl" if gpu else "gloo")
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def process_device(device: str, world: int) -> str:
+    """Under torchrun on GPUs, each process's own GPU (its local rank): one process per GPU."""
+    if world == 1 or device not in ("auto", "cuda") or not torch.cuda.is_available():
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if local >= torch.cuda.device_count():
+        raise UserError(
+            f"torchrun started more processes per machine than it has GPUs ({torch.cuda.device_count()}):"
+            f" start one per GPU (--nproc-per-node)"
+        )
+    return f"cuda:{local}"
 
 
 def features(
