@@ -53,15 +53,16 @@ def fed(metric: Any, fake: torch.Tensor, real: torch.Tensor | None, batch: int) 
     return time.perf_counter() - start
 
 
-def updates(fake: torch.Tensor, real: torch.Tensor, weights: str, rounds: int, batch: int = 32) -> dict[str, Any]:
+def updates(fake: torch.Tensor, real: torch.Tensor, weights: str, rounds: int, batch: int = 32,
+            feature: int = 2048) -> dict[str, Any]:  # fmt: skip
     """FID update throughput, ours vs torchmetrics' (antialias=False: torch-fidelity's resize), interleaved."""
     from torchmetrics.image.fid import FrechetInceptionDistance as TorchmetricsFID
 
     seconds: dict[str, list[float]] = {"torchmetrics": [], "ours": []}
     values = {}
     for _ in range(rounds):
-        for name, make in (("torchmetrics", lambda: TorchmetricsFID(feature=2048, antialias=False)),
-                           ("ours", lambda: FrechetInceptionDistance(feature=2048, weights=weights))):  # fmt: skip
+        for name, make in (("torchmetrics", lambda: TorchmetricsFID(feature=feature, antialias=False)),
+                           ("ours", lambda: FrechetInceptionDistance(feature=feature, weights=weights))):  # fmt: skip
             metric = make()
             seconds[name].append(fed(metric, fake, real, batch))
             values[name] = float(metric.compute())

@@ -126,11 +126,13 @@ def test_shard_index_benchmark_measures_both_indexes(tmp_path: Path) -> None:
 
 def test_scoring_loops_benchmark_runs_both_metric_objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """At 4 images a side: ours and torchmetrics' FID objects updated and timed, their FIDs close."""
-    from benchmarks import fidelity, scoring_loops
+    from benchmarks import scoring_loops
+    from inception_v3 import create_model
 
     weights = tmp_path / "torch" / "hub" / "checkpoints" / scoring_loops.TF_NAME
-    fidelity.make_weights(weights)
+    weights.parent.mkdir(parents=True)
+    torch.save(create_model("inception_v3_fid").eval().state_dict(), weights)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     fake, real = scoring_loops.images(4, 32, 0, 0), scoring_loops.images(4, 32, 40, 1)
-    rows = scoring_loops.updates(fake, real, str(weights), rounds=1, batch=3)
+    rows = scoring_loops.updates(fake, real, str(weights), rounds=1, batch=3, feature=64)
     assert rows["ours"]["relative_fid_difference"] < 1e-3 and rows["ours"]["speedup_vs_torchmetrics"] > 0

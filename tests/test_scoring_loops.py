@@ -64,11 +64,12 @@ def test_metric_objects_give_calculate_metrics_numbers(setup: dict[str, object])
     for convention in CONVENTIONS:
         fid = FrechetInceptionDistance(feature=64, convention=convention, weights=setup["weights"])
         for batch in a.split(7):  # type: ignore[attr-defined]
-            fid.update(batch, real=False)
+            fid(batch, real=False)  # calling it is update() (torchmetrics' forward would score the batch alone)
         for batch in b.split(5):  # type: ignore[attr-defined]
             fid.update(batch, real=True)
         want = calculate_metrics(a, b, fid=True, dims=64, convention=convention, **common(setup))
         assert_close({"frechet_inception_distance": float(fid.compute())}, want)
+    a, b = a[:16], b[:14]  # type: ignore[index]  # the Inception Score runs the whole network: fewer images
     objects = {"kid": KernelInceptionDistance(feature=64, subsets=20, subset_size=10, weights=setup["weights"]),
                "isc": InceptionScore(splits=3, weights=setup["weights"]),
                "prc": PrecisionRecall(feature=64, weights=setup["weights"])}  # fmt: skip
@@ -85,7 +86,7 @@ def test_metric_objects_give_calculate_metrics_numbers(setup: dict[str, object])
                   "inception_score_mean": float(isc[0]), "inception_score_std": float(isc[1])},
                  {k: v for k, v in want.items() if k.startswith(("kernel", "inception"))})  # fmt: skip
     for got, key in zip(prc, ("precision", "recall", "f_score"), strict=True):
-        assert float(got) == pytest.approx(want[key], abs=1 / 29 + 1e-9)  # a neighbour radius tie flips one image
+        assert float(got) == pytest.approx(want[key], abs=1 / 14 + 1e-9)  # a neighbour radius tie flips one image
     # reset() keeps the real side when asked; floats in [0, 1] with normalize=True are the same images
     fid = FrechetInceptionDistance(feature=64, reset_real_features=False, normalize=True, weights=setup["weights"])
     fid.update(b.float() / 255, real=True)  # type: ignore[attr-defined]
@@ -172,7 +173,7 @@ def test_two_torchrun_processes_give_one_process_numbers(setup: dict[str, object
     `fidelity` (images split across the processes, gathered in order) give one process's numbers."""
     from PIL import Image
 
-    a, b = setup["a"], setup["b"]  # 31 and 29 images
+    a, b = setup["a"][:15], setup["b"][:13]  # type: ignore[index]  # odd counts
     for name, images in (("a", a), ("b", b)):
         torch.save(images, tmp_path / f"{name}.pt")
         (tmp_path / name).mkdir()
@@ -200,7 +201,7 @@ def test_two_torchrun_processes_give_one_process_numbers(setup: dict[str, object
            "inception_score_std": objects["isc"][1]}  # fmt: skip
     assert_close(got, {k: one[k] for k in got})
     for value, key in zip(objects["prc"], ("precision", "recall", "f_score"), strict=True):
-        assert value == pytest.approx(one[key], abs=1 / 29 + 1e-9) and cli[key] == pytest.approx(one[key], abs=1 / 29)
+        assert value == pytest.approx(one[key], abs=1 / 13 + 1e-9) and cli[key] == pytest.approx(one[key], abs=1 / 13)
 
 
 def test_reference_statistics_stand_in_for_their_images(setup: dict[str, object], tmp_path: Path,

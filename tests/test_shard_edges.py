@@ -200,6 +200,15 @@ def test_nothing_stale(tmp_path: Path) -> None:
     os.replace(b, a)
     os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert open_source(f"wds:{a}").labels.tolist() == [1, 1, 1]  # type: ignore[union-attr]
+    # a manifest names only what `shards` writes: a name outside OUT is never removed; an interrupted run's
+    # shards are its own
+    (tmp_path / "keep.txt").write_text("the user's")
+    (out / "shards.json").write_text(json.dumps({"written": ["../keep.txt", "train-000000.tar", "val-000000.tar"]}))
+    (out / "val-000001.tar").unlink()
+    assert main(["shards", str(folder), str(out), "--overwrite"]) == 0 and (tmp_path / "keep.txt").is_file()
+    (out / "shards.json").write_text(json.dumps({"in_progress": True, "written": []}))
+    (out / "train-000007.tar").write_bytes(b"")  # what an interrupted run left
+    assert main(["shards", str(folder), str(out), "--overwrite"]) == 0 and not (out / "train-000007.tar").exists()
     (a.parent / "classes.json").write_text(json.dumps({"0": ["n01440764", "tench"], "1": ["n01443537", "goldfish"]}))
     assert open_source(f"wds:{a}").classes == ["tench", "goldfish"]  # type: ignore[attr-defined]
 
@@ -292,3 +301,24 @@ def test_fetched_shards_signed_urls_compressed_and_unwritable_caches(
     assert len(open_source(f"wds:{shard}")) == 20
     assert [r.message for r in caplog.records if "is not writable" in r.message and "in memory" in r.message]
     assert isinstance(open_source(f"wds:{shard}").stored(3), Encoded)
+
+
+def test_folders_follow_links_and_skip_macos_metadata(tmp_path: Path) -> None:
+    """As torchvision's ImageFolder: a class folder that is a symbolic link is read; macOS's `._x` files and
+    `__MACOSX/` are not images; a Dataset saved alone is read by its path, its one split by default."""
+    import datasets
+
+    (tmp_path / "real" / "cat").mkdir(parents=True)
+    (tmp_path / "tree" / "dog").mkdir(parents=True)
+    (tmp_path / "real" / "cat" / "0.png").write_bytes(image(1))
+    (tmp_path / "tree" / "dog" / "0.png").write_bytes(image(2))
+    (tmp_path / "tree" / "dog" / "._0.png").write_bytes(b"AppleDouble")
+    (tmp_path / "tree" / "cat").symlink_to(tmp_path / "real" / "cat")
+    source = open_source(str(tmp_path / "tree"))
+    assert source.classes == ["cat", "dog"] and len(source) == 2  # type: ignore[attr-defined]
+    one = datasets.Dataset.from_dict(
+        {"image": [{"bytes": image(3), "path": None}], "label": [0]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}),
+    )
+    one.save_to_disk(str(tmp_path / "one"))
+    assert len(open_source(str(tmp_path / "one"))) == 1

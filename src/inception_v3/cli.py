@@ -296,7 +296,10 @@ def _data(args: argparse.Namespace) -> str:
     """The one set of images of `--dataset --data-dir --split` (evaluate)."""
     from .data.formats import FORMATS, source_spec
 
-    if args.split is None and args.dataset in FORMATS and FORMATS[args.dataset].splits is None:
+    if args.dataset == "files":
+        args.dataset = None  # (features' old spelling: the images as given)
+    pattern = (args.data_dir or "").endswith(".tar")  # shards named with their pattern in --data-dir
+    if args.split is None and not pattern and args.dataset in FORMATS and FORMATS[args.dataset].splits is None:
         raise UserError(
             f"--dataset {args.dataset} needs --split (for shards, a pattern such as 'val-{{000000..000063}}.tar')"
         )

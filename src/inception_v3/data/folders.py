@@ -54,8 +54,13 @@ class FileImages(ImageSource):
 
 
 def image_files(folder: Path) -> list[Path]:
-    """A folder's image files, recursively, in sorted path order."""
-    return sorted((p for p in folder.rglob("*") if p.is_file() and is_image_file(p)), key=str)
+    """A folder's image files, recursively (symbolic links to folders followed, as `ImageFolder` follows them),
+    in sorted path order; macOS's metadata files (`._x.png`, `__MACOSX/`) are not images."""
+    files = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if d != "__MACOSX"]
+        files += [Path(root) / n for n in names if is_image_file(n) and not n.startswith("._")]
+    return sorted(files, key=str)
 
 
 def open_folder(spec: str, columns: tuple[str, str] = ("image", "label")) -> FileImages:
@@ -80,7 +85,7 @@ def open_inputs(inputs: list[str]) -> FileImages:
     """Files, folders (their images, recursively) and glob patterns, in the order given (each folder's and
     glob's files sorted); unlabeled."""
     paths: list[Path] = []
-    for item in inputs:
+    for item in map(str, inputs):
         matches = sorted(glob.glob(item)) if any(ch in item for ch in "*?[") else [item]
         if not matches:
             raise UserError(f"no file matches {item}")
@@ -130,7 +135,14 @@ def open_zip(spec: str, columns: tuple[str, str] = ("image", "label")) -> ZipIma
         raise UserError(f"zip file {spec} does not exist")
     try:
         with zipfile.ZipFile(path) as zf:
-            members = sorted(n for n in zf.namelist() if is_image_file(n) and not n.endswith("/"))
+            members = sorted(
+                n
+                for n in zf.namelist()
+                if is_image_file(n)
+                and not n.endswith("/")
+                and not n.startswith("__MACOSX/")
+                and not n.rpartition("/")[2].startswith("._")
+            )
     except zipfile.BadZipFile:
         raise UserError(f"{spec} is not a zip file (or it is damaged)") from None
     if not members:

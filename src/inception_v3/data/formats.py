@@ -140,6 +140,8 @@ def open_images(inputs: Any, columns: tuple[str, str] = COLUMNS) -> ImageSource:
     source of any kind (`open_source`)."""
     if not isinstance(inputs, list):
         return open_source(inputs, columns=columns)
-    if len(inputs) == 1 and (format_of(inputs[0]).name != "imagefolder" or Path(inputs[0]).is_dir()):
+    if len(inputs) == 1 and not isinstance(inputs[0], (str, os.PathLike)):
         return open_source(inputs[0], columns=columns)
-    return open_inputs(inputs)
+    if len(inputs) == 1 and (format_of(str(inputs[0])).name != "imagefolder" or Path(inputs[0]).is_dir()):
+        return open_source(inputs[0], columns=columns)
+    return open_inputs([str(i) for i in inputs])

@@ -23,8 +23,9 @@ def is_saved_dataset(path: str) -> bool:
     return folder.is_dir() and any((folder / name).is_file() for name in ("dataset_dict.json", "state.json"))
 
 
-def load_split(spec: str, split: str, image_column: str, label_column: str) -> Any:
-    """One split of a dataset, its columns checked; one line when it cannot be had."""
+def load_split(spec: str, split: str | None, image_column: str, label_column: str) -> Any:
+    """One split of a dataset (None: validation, or the one a Dataset saved alone holds), its columns checked;
+    one line when it cannot be had."""
     try:
         import datasets
     except ImportError:
@@ -45,10 +46,11 @@ def load_split(spec: str, split: str, image_column: str, label_column: str) -> A
         )
         raise UserError(f"cannot load the dataset {spec}: {reason(exc)}{hint}") from None
     if isinstance(loaded, datasets.DatasetDict):
+        split = split or "validation"
         if split not in loaded:
             raise UserError(f"the dataset {spec} has no split {split!r}; its splits: {', '.join(loaded)}")
         loaded = loaded[split]
-    elif split != "train":  # one Dataset saved alone: its rows are not every split at once
+    elif split not in (None, "train"):  # one Dataset saved alone: its rows are not every split at once
         raise UserError(
             f"the dataset {spec} holds one split (saved without a DatasetDict), used as 'train'; it "
             f"has no split {split!r}: save a DatasetDict with both splits"
@@ -75,6 +77,11 @@ class HfImages(ImageSource):
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         self.ds, self.name, self.image_column = ds, name, image_column
         self.count = len(ds)
+        if label_column in ds.column_names and not all(isinstance(y, int) or y is None for y in ds[label_column]):
+            raise UserError(
+                f"{name}: the label column {label_column!r} holds {type(ds[0][label_column]).__name__}, "
+                f"not class indices (a ClassLabel column); name another with `label_column`"
+            )
         if label_column in ds.column_names:  # ClassLabel's -1 (a test split's): no label, as datasets stores it
             self.labels = np.array([-1 if y is None else int(y) for y in ds[label_column]], dtype=np.int64)
             names = getattr(ds.features[label_column], "names", None)
@@ -102,11 +109,11 @@ class HfImages(ImageSource):
 
 
 def open_hf(spec: str, columns: tuple[str, str] = ("image", "label")) -> HfImages:
-    """`NAME_OR_PATH[:SPLIT]` (default split: validation) as a labeled source."""
+    """`NAME_OR_PATH[:SPLIT]` (default: validation, or the one split of a Dataset saved alone) as a source."""
     if not spec:
         raise UserError(
             "give the dataset as hf:NAME_OR_PATH[:SPLIT]: a hub name, a save_to_disk folder or Parquet files"
         )
-    name, sep, split = spec.rpartition(":")
-    dataset, split = (name, split) if sep else (spec, "validation")
-    return HfImages(load_split(dataset, split, *columns), f"hf:{dataset}:{split}", *columns)
+    name, sep, named = spec.rpartition(":")
+    dataset, split = (name, named) if sep else (spec, None)
+    return HfImages(load_split(dataset, split, *columns), f"hf:{dataset}:{split or 'validation'}", *columns)

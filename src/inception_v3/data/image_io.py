@@ -138,8 +138,8 @@ def decode_batch(items: list[Stored | Tensor], device: torch.device) -> list[Ten
 
 def image_tensor(im: Image.Image) -> Tensor:
     """A decoded Pillow image as uint8 C x H x W, the way `read_image` gives it."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        im = Image.fromarray((arr * 255.0 / max(arr.max(), 1.0)).astype(np.uint8))
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (Pillow opens 16-bit PNGs as "I"): 0..65535 -> 0..255
+        arr = np.asarray(im, dtype=np.float64).clip(0, 65535)
+        im = Image.fromarray(np.round(arr / 257.0).astype(np.uint8))
     arr = np.asarray(im.convert("L" if im.mode in ("L", "LA", "1") else "RGB"), dtype=np.uint8)
     return torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)

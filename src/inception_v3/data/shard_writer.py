@@ -50,6 +50,7 @@ def write_shards(
     train, val, classes = split_sources(dataset, data_dir, train_split, val_split, columns)
     remove_written(dst)
     dst.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(dst / MANIFEST, json.dumps({"in_progress": True, "written": []}))  # an interrupted run's too
     counts = {}
     for split, source in (("train", train), ("val", val)):
         with webdataset.ShardWriter(
@@ -70,7 +71,10 @@ def remove_written(dst: Path) -> None:
     if not dst.is_dir():
         return
     try:
-        ours = set(json.loads((dst / MANIFEST).read_text())["written"]) if (dst / MANIFEST).is_file() else set()
+        manifest = json.loads((dst / MANIFEST).read_text()) if (dst / MANIFEST).is_file() else {"written": []}
+        ours = {n for n in manifest["written"] if SHARD_NAME.match(n) or n == "classes.txt"}  # only such names
+        if manifest.get("in_progress"):  # an interrupted run: it found no foreign shard before it began
+            ours |= {p.name for p in dst.iterdir() if SHARD_NAME.match(p.name)}
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(
             f"{dst / MANIFEST} is damaged; remove the shards in {dst} by hand or choose another folder"

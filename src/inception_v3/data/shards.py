@@ -311,6 +311,12 @@ class ShardImages(ImageSource):
     def __getstate__(self) -> dict[str, Any]:  # open files stay with their process
         return {**self.__dict__, "_files": {}, "_pid": -1}
 
+    def __del__(self) -> None:
+        if getattr(self, "_pid", -1) == os.getpid():
+            for fd in self._files.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
     def _fd(self, s: int) -> int:
         if self._pid != os.getpid():  # a DataLoader worker opens its own files
             self._files, self._pid = {}, os.getpid()

@@ -113,8 +113,8 @@ def extract(
         key = cache_dir() / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.npz"
         if key.is_file():
             with np.load(key, allow_pickle=False) as cached:
-                arrays = {k: cached[k] for k in cached.files if k != "index"}
-                return Extracted(arrays, cached["index"], [])
+                arrays = {k: cached[k] for k in cached.files if k not in ("index", "skipped")}
+                return Extracted(arrays, cached["index"], cached["skipped"].tolist())
     batches: Iterable[tuple[list[int], list[Any], list[str]]]
     if source.streamed:
         batches = _streamed(source, pipeline.prepare, batch_size)
@@ -140,6 +140,6 @@ def extract(
         raise UserError(f"{source.name}: no readable images")
     result = Extracted({k: np.concatenate(v) for k, v in out.items()}, np.array(index, dtype=np.int64), skipped)
     if key is not None:
-        stored: dict[str, Any] = {**result.arrays, "index": result.index}
+        stored: dict[str, Any] = {**result.arrays, "index": result.index, "skipped": np.array(skipped, dtype=str)}
         atomic_write(key, lambda tmp: np.savez(open(tmp, "wb"), **stored))  # noqa: SIM115
     return result

@@ -26,7 +26,7 @@ def predict(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Top-k (label, probability) per image, and a line per model saying what was loaded. `images`: files,
     folders and globs, or one source (`data.formats.open_images`)."""
-    source = open_images(images if isinstance(images, list) else [images], columns)
+    source = open_images(images, columns)
     where = resolve_device(device)
     members, classes = load_members(weights, central_fraction, where)
     got = extract(source, probabilities(members, protocol, where), batch_size=32, workers=workers, progress=None)

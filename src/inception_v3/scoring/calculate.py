@@ -206,6 +206,7 @@ def process_device(device: str, world: int) -> str:
             f"torchrun started more processes per machine than it has GPUs ({torch.cuda.device_count()}):"
             f" start one per GPU (--nproc-per-node)"
         )
+    torch.cuda.set_device(local)  # NCCL's collectives use the current device
     return f"cuda:{local}"
 
 
@@ -248,32 +249,56 @@ def features(
                 )
             share = SubsetImages(src, np.arange(rank, len(src), world)) if world > 1 else src
             progress = f"features {src.name}" + (f" ({world} processes)" if world > 1 else "")
-            got = extract(
-                share,
-                pipeline,
-                batch_size=s.batch_size,
-                workers=s.workers,
-                progress=progress if show_progress else None,
-                skip_bad_images=s.skip_bad_images,
-                cache=s.cache,
-            )
-            if got.skipped:
+            try:
+                got = (
+                    extract(
+                        share,
+                        pipeline,
+                        batch_size=s.batch_size,
+                        workers=s.workers,
+                        progress=progress if show_progress else None,
+                        skip_bad_images=s.skip_bad_images,
+                        cache=s.cache,
+                    )
+                    if len(share)
+                    else None
+                )
+                error = None
+            except UserError as exc:
+                if world == 1:
+                    raise
+                got, error = None, str(exc)
+            if got is not None and got.skipped:
                 first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
                 log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), src.name, first)
-            out.append(got.arrays if world == 1 else gathered(got.arrays, rank + world * got.index, rank))
+            if world == 1:
+                assert got is not None
+                out.append(got.arrays)
+            else:  # every process learns of an error on any one, so none waits for the others
+                part = None if got is None else (rank + world * got.index, got.arrays)
+                out.append(gathered(part, error, rank, src.name))
         return out
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
 
 
-def gathered(arrays: dict[str, np.ndarray], index: np.ndarray, rank: int) -> dict[str, np.ndarray] | None:
-    """Every process's features, in the source's order, on the first process (None on the others)."""
+def gathered(
+    part: tuple[np.ndarray, dict[str, np.ndarray]] | None, error: str | None, rank: int, name: str
+) -> dict[str, np.ndarray] | None:
+    """Every process's features (global index, arrays), in the source's order, on the first process (None on the
+    others); an error on any process is raised on all."""
     parts: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, (index, arrays))
+    torch.distributed.all_gather_object(parts, (part, error))
+    errors = [e for _, e in parts if e is not None]
+    if errors:
+        raise UserError(errors[0])
+    found = [p for p, _ in parts if p is not None]
+    if not found:
+        raise UserError(f"{name}: no readable images")
     if rank != 0:
         return None
-    order = np.argsort(np.concatenate([i for i, _ in parts]), kind="stable")
-    return {k: np.concatenate([a[k] for _, a in parts])[order] for k in arrays}
+    order = np.argsort(np.concatenate([i for i, _ in found]), kind="stable")
+    return {k: np.concatenate([a[k] for _, a in found])[order] for k in found[0][1]}
 
 
 def prepare(conv: Convention, resize: bool, item: Stored) -> Tensor:

@@ -31,7 +31,7 @@ from torchmetrics.utilities import dim_zero_cat
 from ..errors import UserError
 from .conventions import Convention, get_convention
 from .network import FID_WEIGHTS, LOGITS, feature_network, tap_outputs
-from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall
+from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall, statistics
 from .statistics import read_reference
 
 TAPS = (64, 192, 768, 2048)
@@ -44,9 +44,17 @@ class _InceptionMetric(Metric):
     is_differentiable = False
     full_state_update = False
 
-    def __init__(self, tap: str, convention: str = "torch-fidelity", weights: str = FID_WEIGHTS,
-                 normalize: bool = False, batch_size: int = 64, real_samples: int | None = None,
-                 fake_samples: int | None = None, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        tap: str,
+        convention: str = "torch-fidelity",
+        weights: str = FID_WEIGHTS,
+        normalize: bool = False,
+        batch_size: int = 64,
+        real_samples: int | None = None,
+        fake_samples: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.convention: Convention = get_convention(convention)
         self.tap, self.normalize, self.batch_size = tap, normalize, batch_size
@@ -65,17 +73,26 @@ class _InceptionMetric(Metric):
                     f"{type(self).__name__}.update: `normalize=True` takes floats in [0, 1], got {images.dtype}"
                 )
             if len(images) and (images.min() < 0 or images.max() > 1):
-                raise UserError(f"{type(self).__name__}.update: float images must lie in [0, 1] (normalize=True); got "
-                                f"values in [{float(images.min()):.3g}, {float(images.max()):.3g}]")  # fmt: skip
+                raise UserError(
+                    f"{type(self).__name__}.update: float images must lie in [0, 1] (normalize=True); got "
+                    f"values in [{float(images.min()):.3g}, {float(images.max()):.3g}]"
+                )
             return (images * 255).round().to(torch.uint8)
         if images.dtype != torch.uint8:
-            raise UserError(f"{type(self).__name__}.update: expected uint8 images (0..255), got {images.dtype}; pass "
-                            f"floats in [0, 1] with `normalize=True`")  # fmt: skip
+            raise UserError(
+                f"{type(self).__name__}.update: expected uint8 images (0..255), got {images.dtype}; pass "
+                f"floats in [0, 1] with `normalize=True`"
+            )
         return images
+
+    def forward(self, *args: Any, **kwargs: Any) -> None:
+        """`metric(images, ...)` is `update(images, ...)`: these scores are of whole sets, not of one batch."""
+        self.update(*args, **kwargs)
 
     @torch.no_grad()
     def _features(self, images: Tensor, real: bool) -> tuple[Tensor, Tensor]:
-        """The features at this metric's tap of the images that count, and their positions in the run's order."""
+        """The features at this metric's tap of the images that count, and their positions in the run's order;
+        in full fp32 whatever the caller's autocast and TF32 settings (they would move the scores)."""
         images = self._images(images)
         rank, world = _rank_and_world()
         positions = rank + world * (self._seen[real] + torch.arange(len(images)))
@@ -84,11 +101,17 @@ class _InceptionMetric(Metric):
         keep = positions < limit if limit is not None else torch.ones(len(images), dtype=torch.bool)
         images, positions = images[keep], positions[keep]
         device = next(self.net.parameters()).device
-        out = [torch.zeros(0, device=device)]
-        for chunk in images.split(self.batch_size):
-            x = self.convention.prepare_batch(chunk.to(device))
-            out.append(tap_outputs(self.net, x, [self.tap])[self.tap])
-        return torch.cat(out) if len(out) > 1 else torch.zeros(0, self._dims(), device=device), positions.to(device)
+        out = [torch.zeros(0, self._dims(), device=device)]
+        tf32 = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            with torch.autocast(device.type, enabled=False):
+                for chunk in images.split(self.batch_size):
+                    x = self.convention.prepare_batch(chunk.to(device))
+                    out.append(tap_outputs(self.net, x, [self.tap])[self.tap])
+        finally:
+            torch.backends.cudnn.allow_tf32 = tf32
+        return torch.cat(out), positions.to(device)
 
     def _dims(self) -> int:
         return 1008 if self.tap == LOGITS else int(self.tap)
@@ -117,11 +140,14 @@ class FrechetInceptionDistance(_InceptionMetric):
 
     higher_is_better = False
 
-    def __init__(self, feature: int = 2048, reset_real_features: bool = True, reference: str | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, feature: int = 2048, reset_real_features: bool = True, reference: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(_feature(feature), **kwargs)
         self.reset_real_features = reset_real_features and reference is None
         self.reference = read_reference(reference, self.convention.name, feature) if reference else None
+        if self.reference is not None and self.reference.mu is None:  # a features-only file: its moments
+            self.reference.mu, self.reference.sigma = statistics(self.reference.features, self.convention)  # type: ignore[arg-type]
         d = feature
         for side in ("real", "fake"):
             self.add_state(f"{side}_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
@@ -130,8 +156,9 @@ class FrechetInceptionDistance(_InceptionMetric):
 
     def update(self, images: Tensor, real: bool) -> None:
         if real and self.reference is not None:
-            raise UserError("this FrechetInceptionDistance compares with `reference` statistics: update it with fake "
-                            "images only")  # fmt: skip
+            raise UserError(
+                "this FrechetInceptionDistance compares with `reference` statistics: update it with fake images only"
+            )
         features, _ = self._features(images, real)
         f = features.double()
         side = "real" if real else "fake"
@@ -144,8 +171,9 @@ class FrechetInceptionDistance(_InceptionMetric):
             return self.reference.mu, self.reference.sigma  # type: ignore[return-value]
         n = int(getattr(self, f"{side}_n"))
         if n < 2:
-            raise UserError(f"FID needs at least 2 {side} images; {n} were given to update() (compute() before "
-                            f"update()?)")  # fmt: skip
+            raise UserError(
+                f"FID needs at least 2 {side} images; {n} were given to update() (compute() before update()?)"
+            )
         total = getattr(self, f"{side}_sum").cpu().numpy()
         mu = total / n
         sigma = (getattr(self, f"{side}_outer").cpu().numpy() - n * np.outer(mu, mu)) / (n - 1)
@@ -168,8 +196,7 @@ class _FeatureMetric(_InceptionMetric):
 
     sides: tuple[str, ...] = ("real", "fake")
 
-    def __init__(self, tap: str, reset_real_features: bool = True, reference: str | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(self, tap: str, reset_real_features: bool = True, reference: str | None = None, **kwargs: Any) -> None:
         super().__init__(tap, **kwargs)
         self.reset_real_features = reset_real_features and reference is None
         self.reference = read_reference(reference, self.convention.name, int(tap), "kid") if reference else None
@@ -182,8 +209,9 @@ class _FeatureMetric(_InceptionMetric):
     def update(self, images: Tensor, real: bool = False, indices: Tensor | None = None) -> None:
         """Add a batch; `indices`: the images' indices in the dataset (each counts once, in index order)."""
         if real and self.reference is not None:
-            raise UserError(f"this {type(self).__name__} compares with `reference` features: update it with fake "
-                            f"images only")  # fmt: skip
+            raise UserError(
+                f"this {type(self).__name__} compares with `reference` features: update it with fake images only"
+            )
         features, positions = self._features(images, real)
         if indices is not None:
             if len(indices) != len(images) or self.limits[real] is not None:
@@ -199,8 +227,9 @@ class _FeatureMetric(_InceptionMetric):
             return self.reference.features  # type: ignore[return-value]
         state = getattr(self, f"{side}_features")  # a list, or after a sync across processes one tensor
         if (len(state) if isinstance(state, list) else state.numel()) == 0:
-            raise UserError(f"{type(self).__name__}: no {side} images were given to update() (compute() before "
-                            f"update()?)")  # fmt: skip
+            raise UserError(
+                f"{type(self).__name__}: no {side} images were given to update() (compute() before update()?)"
+            )
         features = dim_zero_cat(getattr(self, f"{side}_features")).cpu().numpy()
         order = dim_zero_cat(getattr(self, f"{side}_order")).cpu().numpy()
         _, first = np.unique(order, return_index=True)  # sorted by position or index; a repeated index once
@@ -219,14 +248,28 @@ class KernelInceptionDistance(_FeatureMetric):
 
     higher_is_better = False
 
-    def __init__(self, feature: int = 2048, subsets: int = 100, subset_size: int = 1000, degree: int = 3,
-                 seed: int = 2020, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        feature: int = 2048,
+        subsets: int = 100,
+        subset_size: int = 1000,
+        degree: int = 3,
+        seed: int = 2020,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(_feature(feature), **kwargs)
         self.subsets, self.subset_size, self.degree, self.seed = subsets, subset_size, degree, seed
 
     def compute(self) -> tuple[Tensor, Tensor]:
-        mean, std = kernel_inception_distance(self._gathered("fake"), self._gathered("real"), self.convention,
-                                              self.subsets, self.subset_size, self.degree, self.seed)  # fmt: skip
+        mean, std = kernel_inception_distance(
+            self._gathered("fake"),
+            self._gathered("real"),
+            self.convention,
+            self.subsets,
+            self.subset_size,
+            self.degree,
+            self.seed,
+        )
         return torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
 
 
