@@ -83,15 +83,22 @@ def _memory_note(result: dict[str, Any]) -> str:
     )
 
 
+def header(title: str, result: dict[str, Any], source: str, what: str, columns: list[str]) -> list[str]:
+    """A section's title, where its numbers come from (file, date, command, torch) and what was measured, and
+    its table's head."""
+    m = result["machine"]
+    return [f"## {title}", "", f"From `{source}`, measured {result['date']} with `{result['command']}` (torch "
+            f"{m['torch']}): {what}", "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]  # fmt: skip
+
+
 def render_fidelity(result: dict[str, Any], source: str) -> list[str]:
     """FID as whole processes: the reference tools' command lines against ours in their conventions."""
-    m = result["machine"]
-    lines = [f"## Scoring generated images: FID as whole processes ({result['device']}, {m['cpus']} cores)", "",
-             f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): two "
-             f"folders of {result['images_per_input']} PNGs of {result['image_size']}x{result['image_size']}, the "
-             f"{result['dims']}-d tap, one network file for all, {result['workers']} decoding workers for ours and "
-             "pytorch-fid, startup included.", "", "| process | wall time | FID | speed-up | FID difference |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    r, m = result, result["machine"]
+    lines = header(f"Scoring generated images: FID as whole processes ({r['device']}, {m['cpus']} cores)", r, source,
+                   f"two folders of {r['images_per_input']} PNGs of {r['image_size']}x{r['image_size']}, the "
+                   f"{r['dims']}-d tap, one network file for all, {r['workers']} decoding workers for ours and "
+                   "pytorch-fid, startup included.",
+                   ["process", "wall time", "FID", "speed-up", "FID difference"])  # fmt: skip
     for name, row in result["runs"].items():
         speed = next((f"{v:.2f}x vs {k.removeprefix('speedup_vs_')}" for k, v in row.items()
                       if k.startswith("speedup")), "")  # fmt: skip
@@ -102,13 +109,13 @@ def render_fidelity(result: dict[str, Any], source: str) -> list[str]:
 
 def render_input_pipeline(result: dict[str, Any], source: str) -> list[str]:
     """The training input pipeline per worker, by format and JPEG decoder, against torchvision's."""
-    m = result["machine"]
-    lines = [f"## Training input pipeline per worker, by format and decoder ({m.get('cpu_model') or m['processor']})",
-             "", f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): "
-             f"{result['images']} {result['image']} images to {result['output']} training inputs, one process and "
-             "one thread (a DataLoader worker), pipelines interleaved over rounds, medians. CPU time per image is "
-             "process time: what a worker spends, whatever the storage.", "",
-             "| pipeline | images/s per worker | CPU ms per image | vs torchvision |", "|---|---|---|---|"]  # fmt: skip
+    r, m = result, result["machine"]
+    cpu = m.get("cpu_model") or m["processor"]
+    lines = header(f"Training input pipeline per worker, by format and decoder ({cpu})", r, source,
+                   f"{r['images']} {r['image']} images to {r['output']} training inputs, one process and one thread "
+                   "(a DataLoader worker), pipelines interleaved over rounds, medians. CPU time per image "
+                   "is process time: what a worker spends, whatever the storage.",
+                   ["pipeline", "images/s per worker", "CPU ms per image", "vs torchvision"])  # fmt: skip
     for name, row in result["pipelines"].items():
         lines.append(f"| {name} | {row['images_per_s']:.0f} | {row['cpu_s_per_image'] * 1e3:.2f} | "
                      f"{row['vs_torchvision']:.2f}x |")  # fmt: skip
@@ -117,14 +124,13 @@ def render_input_pipeline(result: dict[str, Any], source: str) -> list[str]:
 
 def render_shard_index(result: dict[str, Any], source: str) -> list[str]:
     """The shard index at scale against the index it replaced, and its ImageNet extrapolations."""
-    m = result["machine"]
-    lines = [f"## Shard index at scale ({m['cpu_model']}, {m['cpus']} cores)", "",
-             f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): "
-             f"{result['samples']:,} tiny samples in {result['shards']} shards written by webdataset's TarWriter; two "
-             f"forked workers each read {result['share_read_by_workers']:.0%} of the samples in random order; reads "
-             f"counted with a {result['buffer_bytes'] >> 20} MiB file-system buffer.", "",
-             "| index | bytes per sample | build (samples/s) | worker private MiB after its share | bytes read per "
-             "image byte |", "|---|---|---|---|---|"]  # fmt: skip
+    r, m = result, result["machine"]
+    lines = header(f"Shard index at scale ({m['cpu_model']}, {m['cpus']} cores)", r, source,
+                   f"{r['samples']:,} tiny samples in {r['shards']} shards written by webdataset's TarWriter; two "
+                   f"forked workers each read {r['share_read_by_workers']:.0%} of the samples in random order; reads "
+                   f"counted with a {r['buffer_bytes'] >> 20} MiB file-system buffer.",
+                   ["index", "bytes per sample", "build (samples/s)", "worker private MiB after its share",
+                    "bytes read per image byte"])  # fmt: skip
     for name, r in result["rows"].items():
         lines.append(f"| {name} | {r['bytes_per_sample']:.0f} | {r['build_samples_per_s']:,.0f} | "
                      f"{r['worker_private_mib']:.1f} | {r['read_per_image_byte']:.1f} |")  # fmt: skip
@@ -142,12 +148,11 @@ def render_shard_index(result: dict[str, Any], source: str) -> list[str]:
 
 def render_scoring_loops(result: dict[str, Any], source: str) -> list[str]:
     """Metric objects against torchmetrics', torchmetrics' defaults, and fidelity under torchrun."""
-    m, u, t = result["machine"], result["updates"], result["torchrun"]
-    lines = [f"## Scoring in training loops ({m['cpu_model']}, {m['cpus']} cores)", "",
-             f"From `{source}`, measured {result['date']} with `{result['command']}` (torch {m['torch']}): "
-             f"{result['images_per_side']} real and {result['images_per_side']} fake uint8 images of "
-             f"{result['size']}x{result['size']}, batches of 32, pool3, torch-fidelity's convention.", "",
-             "| FID metric object | images/s (update) | FID | vs torchmetrics |", "|---|---|---|---|"]  # fmt: skip
+    m, u, t, n = result["machine"], result["updates"], result["torchrun"], result["images_per_side"]
+    lines = header(f"Scoring in training loops ({m['cpu_model']}, {m['cpus']} cores)", result, source,
+                   f"{n} real and {n} fake uint8 images of {result['size']}x{result['size']}, batches of 32, pool3, "
+                   "torch-fidelity's convention.",
+                   ["FID metric object", "images/s (update)", "FID", "vs torchmetrics"])  # fmt: skip
     for name, r in u.items():
         ratio = (
             f"{r['speedup_vs_torchmetrics']:.2f}x, FID {r['relative_fid_difference']:.1e} apart"

@@ -33,7 +33,18 @@ from ..utils.devices import resolve_device
 from ..utils.settings import check_fields, setting
 from .conventions import CONVENTIONS, Convention, get_convention
 from .network import DIMS, FID_WEIGHTS, LOGITS, feature_network, tap_outputs
-from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall, statistics
+from .scores import (
+    IS_SPLITS,
+    KID_DEGREE,
+    KID_SUBSET_SIZE,
+    KID_SUBSETS,
+    SEED,
+    fid_from_statistics,
+    inception_score,
+    kernel_inception_distance,
+    precision_recall,
+    statistics,
+)
 from .statistics import NAMED, is_statistics, read_reference, save_stats
 
 log = logging.getLogger(__name__)
@@ -56,13 +67,13 @@ class ScoringSettings:
         "torch-fidelity", "whose resize, normalization and arithmetic", choices=tuple(CONVENTIONS)
     )
     weights: str = setting(FID_WEIGHTS, "the FID network: a name, URL or file (the tools' 2015 graph, downloaded once)")
-    isc_splits: int = setting(10, "Inception Score splits", low=1)
-    kid_subsets: int = setting(100, "KID subsets", low=1)
-    kid_subset_size: int = setting(1000, "images per KID subset", low=2)
-    kid_degree: int = setting(3, "KID polynomial kernel degree", low=1)
+    isc_splits: int = setting(IS_SPLITS, "Inception Score splits", low=1)
+    kid_subsets: int = setting(KID_SUBSETS, "KID subsets", low=1)
+    kid_subset_size: int = setting(KID_SUBSET_SIZE, "images per KID subset", low=2)
+    kid_degree: int = setting(KID_DEGREE, "KID polynomial kernel degree", low=1)
     prc_neighborhood: int = setting(3, "precision/recall k-th neighbour", low=1)
     samples_shuffle: bool = setting(True, "shuffle the samples before the Inception Score splits")
-    seed: int = setting(2020, "seed of the shuffle and the KID subsets (torch-fidelity's)", low=0, high=2**32 - 1)
+    seed: int = setting(SEED, "seed of the shuffle and the KID subsets (torch-fidelity's)", low=0, high=2**32 - 1)
     dims: int = setting(2048, "feature tap of FID, KID and precision/recall (2048: pool3)", choices=DIMS)
     batch_size: int = setting(64, "images per forward pass", low=1)
     workers: int = setting(2, "decoding and resizing processes", low=0)
@@ -85,13 +96,13 @@ def calculate_metrics(
     prc: bool = False,
     convention: str = "torch-fidelity",
     weights: str = FID_WEIGHTS,
-    isc_splits: int = 10,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    kid_degree: int = 3,
+    isc_splits: int = IS_SPLITS,
+    kid_subsets: int = KID_SUBSETS,
+    kid_subset_size: int = KID_SUBSET_SIZE,
+    kid_degree: int = KID_DEGREE,
     prc_neighborhood: int = 3,
     samples_shuffle: bool = True,
-    seed: int = 2020,
+    seed: int = SEED,
     dims: int = 2048,
     batch_size: int = 64,
     workers: int = 2,

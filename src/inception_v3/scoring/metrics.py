@@ -29,6 +29,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from ..errors import UserError
+from . import scores
 from .conventions import Convention, get_convention
 from .network import FID_WEIGHTS, LOGITS, feature_network, tap_outputs
 from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall, statistics
@@ -251,10 +252,11 @@ class KernelInceptionDistance(_FeatureMetric):
     def __init__(
         self,
         feature: int = 2048,
-        subsets: int = 100,
-        subset_size: int = 1000,
-        degree: int = 3,
-        seed: int = 2020,
+        *,
+        subsets: int = scores.KID_SUBSETS,
+        subset_size: int = scores.KID_SUBSET_SIZE,
+        degree: int = scores.KID_DEGREE,
+        seed: int = scores.SEED,
         **kwargs: Any,
     ) -> None:
         super().__init__(_feature(feature), **kwargs)
@@ -280,7 +282,9 @@ class InceptionScore(_FeatureMetric):
     higher_is_better = True
     sides = ("fake",)
 
-    def __init__(self, splits: int = 10, samples_shuffle: bool = True, seed: int = 2020, **kwargs: Any) -> None:
+    def __init__(
+        self, splits: int = scores.IS_SPLITS, samples_shuffle: bool = True, seed: int = scores.SEED, **kwargs: Any
+    ) -> None:
         super().__init__(LOGITS, **kwargs)
         self.splits, self.samples_shuffle, self.seed = splits, samples_shuffle, seed
 

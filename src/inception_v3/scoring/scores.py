@@ -13,9 +13,12 @@ import torch
 from ..errors import UserError
 from .conventions import Convention
 
+# torch-fidelity's defaults, which every convention's settings and metric objects start from
+SEED, IS_SPLITS, KID_SUBSETS, KID_SUBSET_SIZE, KID_DEGREE = 2020, 10, 100, 1000, 3
+
 
 def inception_score(
-    logits: np.ndarray, splits: int = 10, shuffle: bool = True, seed: int = 2020
+    logits: np.ndarray, splits: int = IS_SPLITS, shuffle: bool = True, seed: int = SEED
 ) -> tuple[float, float]:
     """IS = exp(E_x KL(p(y|x) || p(y))) per split of the (optionally shuffled) samples, in float64; the
     mean and (population) standard deviation over the splits. `logits`: N x classes, without the fc bias
@@ -80,10 +83,10 @@ def kernel_inception_distance(
     f1: np.ndarray,
     f2: np.ndarray,
     convention: Convention,
-    subsets: int = 100,
-    subset_size: int = 1000,
+    subsets: int = KID_SUBSETS,
+    subset_size: int = KID_SUBSET_SIZE,
     degree: int = 3,
-    seed: int = 2020,
+    seed: int = SEED,
 ) -> tuple[float, float]:
     """KID: the unbiased MMD^2 with the kernel (x.y / dim + 1)^degree, in float32, averaged over `subsets`
     random subsets of `subset_size` from each input (drawn without replacement from one stream seeded with
