@@ -146,7 +146,10 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 def _cmd_features(args: argparse.Namespace) -> None:
     from .evaluation.features import check_output, extract_features, write_features
 
-    taps = _int_list(args.taps, "--taps") if args.taps else []
+    try:
+        taps = [int(v) for v in (args.taps or "").split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"invalid --taps {args.taps!r}: expected comma-separated integers such as 64,192,768") from None
     check_output(args.output, args.overwrite)
     feats = extract_features(
         args.weights,
@@ -234,7 +237,6 @@ def _cmd_shards(args: argparse.Namespace) -> None:
         return
     if args.src is None or args.out is None:
         raise UserError("give SRC and OUT (or --index PATTERN to index existing shards)")
-
     info = write_shards(
         args.src,
         args.out,
@@ -263,25 +265,16 @@ def _cmd_weights(args: argparse.Namespace) -> None:
         print(json.dumps(rows, indent=2))
         return
     for r in rows:
-        p = r["preprocessing"]
-        metrics = (
-            f"top-1 {r['top1']:.2f} / top-5 {r['top5']:.2f} ({r['metrics_source']})"
-            if r["top1"]
-            else (r["metrics_source"])
-        )
-        check = (
-            f"sha256 {r['sha256']}"
-            if r["sha256"]
-            else f"md5 {r['md5']}"
-            if r["md5"]
-            else "sha256 from the hub, checked at download"
-        )
+        p, metrics = r["preprocessing"], r["metrics_source"]
+        if r["top1"]:
+            metrics = f"top-1 {r['top1']:.2f} / top-5 {r['top5']:.2f} ({metrics})"
+        check = f"md5 {r['md5']}" if r["md5"] else "sha256 from the hub, checked at download"
+        if r["sha256"]:
+            check = f"sha256 {r['sha256']}"
         norm = "[-1, 1]" if p["mean"] == [0.5] * 3 and p["std"] == [0.5] * 3 else f"mean {p['mean']} std {p['std']}"
-        crop = (
-            f"shorter side to 299/{p['crop_fraction']:.3f}, center crop 299"
-            if p["resize"] == "shorter"
-            else f"central {p['crop_fraction']:.3f}, resize to 299x299"
-        )
+        crop = f"shorter side to 299/{p['crop_fraction']:.3f}, center crop 299"
+        if p["resize"] != "shorter":
+            crop = f"central {p['crop_fraction']:.3f}, resize to 299x299"
         where = f"cached at {r['cached']} ({r['cached_size']:,} bytes)" if r["cached"] else "not downloaded yet"
         print(
             f"{r['name']}  (also: {', '.join(r['aliases'])})\n  {r['description']} [{r['source']}]\n"
@@ -332,13 +325,6 @@ def _settings(args: argparse.Namespace, **fixed: Any) -> Any:
     return ScoringSettings(**{k: v for k, v in {**given, **fixed}.items() if v is not None})
 
 
-def _int_list(text: str, option: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UserError(f"invalid {option} {text!r}: expected comma-separated integers such as 64,192,768") from None
-
-
 def _say_loaded(lines: list[str]) -> None:
     """What was loaded, on stderr (stdout stays the command's result, e.g. JSON)."""
     for line in lines:
@@ -349,14 +335,13 @@ def _say_loaded(lines: list[str]) -> None:
 def _number(kind: type, low: float, low_open: bool = False, high: float | None = None) -> Any:
     """An argparse type: a number of `kind` in [low, high] ((low, high] with `low_open`), else a one-line error."""
     bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+    expected = "an integer" if kind is int else "a number"
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
-            ) from None
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
         if value != value or (value <= low if low_open else value < low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
@@ -377,9 +362,7 @@ def _setting_options(
     from .utils.settings import allowed, field_type
 
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if only is not None and f.name not in only:
-            continue
+    for f in [f for f in dataclasses.fields(cls) if only is None or f.name in only]:
         meta, (kind, _) = f.metadata, field_type(hints[f.name])
         default = (defaults or {}).get(f.name, f.default)
         paper = f"; paper: {meta['paper']}" if meta["paper"] is not None else ""
@@ -424,31 +407,34 @@ def _json_option(p: argparse.ArgumentParser, text: str = "machine-readable outpu
     p.add_argument("--json", action="store_true", help=text)
 
 
+def _command(sub: Any, func: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+    """The subcommand that `func` (`_cmd_NAME`) runs, named NAME."""
+    p: argparse.ArgumentParser = sub.add_parser(func.__name__.removeprefix("_cmd_"), help=help)
+    p.set_defaults(func=func)
+    return p
+
+
 def _parser_models(sub: Any) -> None:
-    p = sub.add_parser("models", help="list the model presets (the paper's variants)")
+    p = _command(sub, _cmd_models, "list the model presets (the paper's variants)")
     _json_option(p)
-    p.set_defaults(func=_cmd_models)
-    p = sub.add_parser("summary", help="per-module shapes, parameters and multiply-adds")
+    p = _command(sub, _cmd_summary, "per-module shapes, parameters and multiply-adds")
     p.add_argument("--preset", default="inception_v3", help=f"model preset: {', '.join(PRESETS)}")
     p.add_argument("--resolution", type=COUNT, help="input side in pixels (default: the preset's own)")
     p.add_argument("--num-classes", type=COUNT, help="classes of the classifier")
     p.add_argument("--width-multiplier", type=POSITIVE, help="channel multiplier")
     _json_option(p)
-    p.set_defaults(func=_cmd_summary)
 
 
 def _parser_weights(sub: Any) -> None:
-    p = sub.add_parser("weights", help="list the published weights known by name (source, checksum, accuracy, input)")
+    p = _command(sub, _cmd_weights, "list the published weights known by name (source, checksum, accuracy, input)")
     _json_option(p)
-    p.set_defaults(func=_cmd_weights)
-    p = sub.add_parser("convert", help="convert weights from any ecosystem to config.json + model.safetensors")
+    p = _command(sub, _cmd_convert, "convert weights from any ecosystem to config.json + model.safetensors")
     p.add_argument("src", help=WEIGHTS_HELP)
     p.add_argument("dst", help="output folder")
     p.add_argument("--preset", default="inception_v3", help="architecture of a bare state_dict")
     p.add_argument("--num-classes", type=COUNT, help="replace both classifiers with this many classes")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
-    p.set_defaults(func=_cmd_convert)
-    p = sub.add_parser("export", help="BN-folded inference graph: torchscript, onnx or exported-program")
+    p = _command(sub, _cmd_export, "BN-folded inference graph: torchscript, onnx or exported-program")
     p.add_argument("weights", metavar="WEIGHTS", help=WEIGHTS_HELP)
     p.add_argument(
         "--format",
@@ -461,17 +447,15 @@ def _parser_weights(sub: Any) -> None:
     p.add_argument("--features", action="store_true", help="output the pooled 2048-d features, not logits")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _json_option(p)
-    p.set_defaults(func=_cmd_export)
 
 
 def _parser_train(sub: Any) -> None:
     from .training.recipes import RECIPES
     from .training.settings import TrainConfig
 
-    p = sub.add_parser("recipes", help="list the training recipes (the paper's and the CPU ones)")
+    p = _command(sub, _cmd_recipes, "list the training recipes (the paper's and the CPU ones)")
     _json_option(p, "every recipe's full settings")
-    p.set_defaults(func=_cmd_recipes)
-    p = sub.add_parser("train", help="train with the paper's method; writes runs/NAME")
+    p = _command(sub, _cmd_train, "train with the paper's method; writes runs/NAME")
     p.add_argument(
         "--recipe",
         default="fashion-mnist",
@@ -489,8 +473,7 @@ def _parser_train(sub: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace a finished or abandoned run in OUT_DIR/NAME")
     _setting_options(p, TrainConfig)
-    p.set_defaults(func=_cmd_train)
-    p = sub.add_parser("reproduce", help="rerun the paper's experiments (Tables 2-5, Sections 3, 4, 7) over seeds")
+    p = _command(sub, _cmd_reproduce, "rerun the paper's experiments (Tables 2-5, Sections 3, 4, 7) over seeds")
     p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="the experiments (`inception-v3 reproduce`)")
     p.add_argument("--budget", default="cpu", help="smoke (a minute), cpu (minutes), gpu (one H100), paper (ImageNet)")
     p.add_argument("--seeds", type=COUNT, default=3, help="seeds 0..N-1 per variant")
@@ -506,11 +489,10 @@ def _parser_train(sub: Any) -> None:
     p.add_argument("--records", help="where the run records go (default: OUT_DIR/records)")
     p.add_argument("--report", help="the report to (re)write (default: OUT_DIR/reproduction.md)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the records; run nothing")
-    p.set_defaults(func=_cmd_reproduce)
 
 
 def _parser_evaluate(sub: Any) -> None:
-    p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and calibration under the paper's crops")
+    p = _command(sub, _cmd_evaluate, "top-1/top-5, per-class accuracy and calibration under the paper's crops")
     p.add_argument("weights", nargs="+", metavar="WEIGHTS", help="weights (as below), or several for an ensemble")
     _data_options(p)
     p.add_argument("--data", dest="data_dir", help="the same as --data-dir")
@@ -535,11 +517,10 @@ def _parser_evaluate(sub: Any) -> None:
     p.add_argument("--out", help="folder for metrics.json, confusion.png and reliability.png")
     _json_option(p)
     _device_option(p)
-    p.set_defaults(func=_cmd_evaluate)
 
 
 def _parser_predict(sub: Any) -> None:
-    p = sub.add_parser("predict", help="top-k labels for images: files, folders, globs or any data set")
+    p = _command(sub, _cmd_predict, "top-k labels for images: files, folders, globs or any data set")
     p.add_argument("weights", metavar="WEIGHTS", help=WEIGHTS_HELP)
     p.add_argument(
         "images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of {SOURCE_HELP}"
@@ -550,11 +531,10 @@ def _parser_predict(sub: Any) -> None:
     p.add_argument("--central-fraction", type=FRACTION, help="crop fraction (default: the one the weights come with)")
     _json_option(p)
     _device_option(p)
-    p.set_defaults(func=_cmd_predict)
 
 
 def _parser_features(sub: Any) -> None:
-    p = sub.add_parser("features", help="pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
+    p = _command(sub, _cmd_features, "pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
     p.add_argument(
         "images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of {SOURCE_HELP}"
     )
@@ -568,15 +548,15 @@ def _parser_features(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _json_option(p, "machine-readable summary instead of the summary line")
     _device_option(p)
-    p.set_defaults(func=_cmd_features)
 
 
 def _parser_scoring(sub: Any) -> None:
     from .scoring.calculate import ScoringSettings
 
-    p = sub.add_parser(
-        "fidelity",
-        help="Inception Score, FID, KID and precision/recall of generated images, with "
+    p = _command(
+        sub,
+        _cmd_fidelity,
+        "Inception Score, FID, KID and precision/recall of generated images, with "
         "torch-fidelity's, clean-fid's or pytorch-fid's numbers",
     )
     p.add_argument(
@@ -590,9 +570,8 @@ def _parser_scoring(sub: Any) -> None:
     )
     _setting_options(p, ScoringSettings)
     _json_option(p, "one flat JSON object with torch-fidelity's keys")
-    p.set_defaults(func=_cmd_fidelity)
-    p = sub.add_parser(
-        "fid", help="Frechet Inception Distance with pytorch-fid's numbers (fidelity --fid --convention pytorch-fid)"
+    p = _command(
+        sub, _cmd_fid, "Frechet Inception Distance with pytorch-fid's numbers (fidelity --fid --convention pytorch-fid)"
     )
     p.add_argument("a", metavar="A", help=f"images ({SOURCE_HELP}) or .npz statistics")
     p.add_argument("b", nargs="?", metavar="B", help="the same kinds (omit with --save-stats)")
@@ -604,11 +583,10 @@ def _parser_scoring(sub: Any) -> None:
     )
     p.set_defaults(batch_size=50)
     _json_option(p)
-    p.set_defaults(func=_cmd_fid)
 
 
 def _parser_shards(sub: Any) -> None:
-    p = sub.add_parser("shards", help="write WebDataset tar shards of a data set's training and validation splits")
+    p = _command(sub, _cmd_shards, "write WebDataset tar shards of a data set's training and validation splits")
     p.add_argument(
         "src",
         nargs="?",
@@ -635,7 +613,6 @@ def _parser_shards(sub: Any) -> None:
     p.add_argument("--max-size", type=POSITIVE, default=3e9, help="bytes per shard at most (default 3e9)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     _json_option(p, "machine-readable summary")
-    p.set_defaults(func=_cmd_shards)
 
 
 class Parser(argparse.ArgumentParser):
@@ -645,18 +622,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-PARSERS: tuple[Callable[[Any], None], ...] = (
-    _parser_models,
-    _parser_weights,
-    _parser_train,
-    _parser_evaluate,
-    _parser_predict,
-    _parser_features,
-    _parser_scoring,
-    _parser_shards,
-)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="inception-v3",
@@ -664,8 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
         "training, evaluation and the scores of generative models.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in PARSERS:
-        add(sub)
+    _parser_models(sub)
+    _parser_weights(sub)
+    _parser_train(sub)
+    _parser_evaluate(sub)
+    _parser_predict(sub)
+    _parser_features(sub)
+    _parser_scoring(sub)
+    _parser_shards(sub)
     return parser
 
 
@@ -676,9 +647,8 @@ _NAMED = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`]*))?`")
 def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
     """`name` and `name=value` of the library's messages as the command's options: --name, --name value
     (`True`: the flag alone; a boolean option's `False`: --no-name); names the command has no option for stay."""
-    actions: dict[str, argparse.Action] = {}
-    for action in parser._actions:
-        actions.setdefault(action.dest, action)  # an option's first spelling (--data-dir, not its alias --data)
+    # an option's first spelling (--data-dir, not its alias --data): the first action of a dest wins
+    actions = {action.dest: action for action in reversed(parser._actions)}
 
     def flag(m: re.Match[str]) -> str:
         action, value = actions.get(m.group(1)), m.group(2)

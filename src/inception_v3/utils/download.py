@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import uuid
+import zipfile
 from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
@@ -92,8 +93,6 @@ def _parses(path: Path) -> bool:
             raise UserError("Keras weight files need h5py: pip install 'inception-v3[keras]'") from None
     try:
         if head[:4] == b"PK\x03\x04":  # torch.save's zip format: the central directory must be intact
-            import zipfile
-
             with zipfile.ZipFile(path) as z:
                 return z.testzip() is None
         if head == b"\x89HDF\r\n\x1a\n":
@@ -128,9 +127,8 @@ def fetch_url(
     staging = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.download")
     try:
         try:
-            torch.hub.download_url_to_file(
-                url, str(staging), hash_prefix=None, progress=progress and on_terminal()
-            )  # a bar, not a log's lines
+            # a bar on a terminal, not a log's lines
+            torch.hub.download_url_to_file(url, str(staging), hash_prefix=None, progress=progress and on_terminal())
         except (URLError, HTTPException, OSError, ValueError) as exc:
             why = getattr(exc, "reason", None) or exc
             raise UserError(
@@ -233,13 +231,12 @@ def _fetch_remote(url: str, target: Path, which: str, check: Callable[[Path], No
     from webdataset.gopen import gopen
 
     tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    desc = f"fetching {target.name} ({which})"
     try:
         with (
             gopen(url, "rb") as stream,
             open(tmp, "wb") as f,
-            progress_bar(
-                desc=f"fetching {target.name} ({which})", unit="B", unit_scale=True, disable=optional, leave=False
-            ) as bar,
+            progress_bar(desc=desc, unit="B", unit_scale=True, disable=optional, leave=False) as bar,
         ):
             while chunk := stream.read(1 << 20):
                 f.write(chunk)

@@ -13,13 +13,6 @@ from torch import Tensor
 AMP_MODES = ("none", "bf16", "fp16")
 
 
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
-    """Autocast for `amp` in {"none", "bf16", "fp16"} on `device`."""
-    if amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
 @dataclass(frozen=True)
 class Compute:
     """Where and how a network runs: `device`, mixed precision `amp` ("none", "bf16", "fp16"), `channels_last`."""
@@ -34,4 +27,6 @@ class Compute:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return autocast(self.device, self.amp)
+        if self.amp == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == "bf16" else torch.float16)

@@ -68,9 +68,7 @@ def check_fields(obj: Any) -> None:
         if not _has_type(value, base):
             raise ValueError(f"invalid {name} {value!r}: expected {base.__name__}")
         bad = (meta["choices"] is not None and value not in meta["choices"]) or _out_of_range(value, meta)
-        if meta["name_like"] and not _NAME.match(str(value)):
-            bad = True
-        if bad:
+        if bad or (meta["name_like"] and not _NAME.match(str(value))):
             if meta["choices"]:
                 raise ValueError(f"invalid {name} {value!r}; valid values: {', '.join(map(str, meta['choices']))}")
             raise ValueError(f"invalid {name} {value!r}: must be {allowed(meta)}")
@@ -85,10 +83,8 @@ def field_type(hint: Any) -> tuple[type, bool]:
 
 
 def _has_type(value: Any, base: type) -> bool:
-    if base is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if base is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if base in (int, float):  # an int is a float too; a bool is neither
+        return isinstance(value, (int, base)) and not isinstance(value, bool)
     return isinstance(value, base)
 
 
