@@ -96,10 +96,8 @@ def crop_views(img: Tensor, size: int, protocol: str, view: ViewSpec | None = No
         for s224 in _SCALES_224:
             resized = _resize_shorter(img, round(size * s224 / 224), view.interpolation)
             h, w = resized.shape[-2:]
-            side = min(h, w)
-            # three squares along the longer side: start, center, end
-            starts = [0, (max(h, w) - side) // 2, max(h, w) - side]
-            for start in starts:
+            side, extra = min(h, w), abs(h - w)
+            for start in (0, extra // 2, extra):  # three squares along the longer side: start, center, end
                 square = resized[..., start : start + side, :] if h > w else resized[..., :, start : start + side]
                 views += [*TF.five_crop(square, [size, size]), _resize(square, [size, size], view.interpolation)]
         return torch.stack(views + [TF.horizontal_flip(v) for v in views])

@@ -28,9 +28,7 @@ def collate(batch: list[Any]) -> tuple[Tensor, Tensor, list[BadSample]]:
     good = [b for b in batch if not isinstance(b, BadSample)]
     if not good:
         return torch.empty(0), torch.empty(0, dtype=torch.long), bad
-    images = torch.stack([b[0] for b in good])
-    labels = torch.tensor([b[1] for b in good], dtype=torch.long)
-    return images, labels, bad
+    return torch.stack([b[0] for b in good]), torch.tensor([b[1] for b in good], dtype=torch.long), bad
 
 
 @dataclass
@@ -64,8 +62,7 @@ class RelabeledSubset(Dataset):
     """The samples of `keep` classes, relabeled 0..k-1 in the order given."""
 
     def __init__(self, ds: SourceDataset, keep: list[int]) -> None:
-        mapping = {old: new for new, old in enumerate(keep)}
-        self.ds, self.mapping = ds, mapping
+        self.ds, self.mapping = ds, {old: new for new, old in enumerate(keep)}
         self.indices = np.flatnonzero(np.isin(ds.labels, keep)).tolist()
 
     def __len__(self) -> int:
@@ -88,8 +85,7 @@ def split_sources(
     if not (train_split and val_split):
         defaults = default_splits(dataset, data_dir)
         train_split, val_split = train_split or defaults[0], val_split or defaults[1]
-    train = open_split(dataset, data_dir, train_split, columns)
-    val = open_split(dataset, data_dir, val_split, columns)
+    train, val = (open_split(dataset, data_dir, split, columns) for split in (train_split, val_split))
     if train.classes is not None and val.classes is not None and train.classes != val.classes:
         raise UserError(
             f"{train.name} and {val.name} have different classes ({len(train.classes)} vs "

@@ -59,9 +59,7 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str], split: str) -> tuple[Te
         raise UserError(f"Fashion-MNIST directory {root} does not exist; {_APT_HINT}")
     paths = []
     for name in _FILES[split]:
-        path = root / name
-        if not path.exists() and (root / name.removesuffix(".gz")).exists():
-            path = root / name.removesuffix(".gz")
+        path = next((p for p in (root / name, root / name.removesuffix(".gz")) if p.exists()), root / name)
         if not path.exists():
             raise UserError(f"{path} is missing; {_APT_HINT}")
         paths.append(path)
@@ -84,10 +82,5 @@ def open_fashion_mnist(spec: str, columns: tuple[str, str] = ("image", "label"))
     root = root or FASHION_MNIST_DIR
     images, labels = load_fashion_mnist(root, split)
     stats = ":".join(f"{st.st_size}:{st.st_mtime_ns}" for st in (p.stat() for p in sorted(Path(root).glob("*ubyte*"))))
-    return ArrayImages(
-        images.numpy(),
-        name,
-        labels.numpy(),
-        list(FASHION_MNIST_CLASSES),
-        f"fashion-mnist:{Path(root).resolve()}:{split}:{stats}",
-    )
+    fingerprint = f"fashion-mnist:{Path(root).resolve()}:{split}:{stats}"
+    return ArrayImages(images.numpy(), name, labels.numpy(), list(FASHION_MNIST_CLASSES), fingerprint)

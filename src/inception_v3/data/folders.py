@@ -135,14 +135,8 @@ def open_zip(spec: str, columns: tuple[str, str] = ("image", "label")) -> ZipIma
         raise UserError(f"zip file {spec} does not exist")
     try:
         with zipfile.ZipFile(path) as zf:
-            members = sorted(
-                n
-                for n in zf.namelist()
-                if is_image_file(n)
-                and not n.endswith("/")
-                and not n.startswith("__MACOSX/")
-                and not n.rpartition("/")[2].startswith("._")
-            )
+            names = [n for n in zf.namelist() if is_image_file(n) and not n.startswith("__MACOSX/")]
+            members = sorted(n for n in names if not n.rpartition("/")[2].startswith("._"))
     except zipfile.BadZipFile:
         raise UserError(f"{spec} is not a zip file (or it is damaged)") from None
     if not members:

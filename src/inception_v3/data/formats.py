@@ -63,12 +63,10 @@ SPEC_HELP = "a folder, .zip, .npz sample batch, wds:DIR/PATTERN, hf:NAME[:SPLIT]
 def format_of(spec: str) -> Format:
     """The format a spec string names: by its prefix, else by its suffix, else a folder (a Hugging Face
     `save_to_disk` folder is a dataset)."""
-    for fmt in FORMATS.values():
-        if fmt.prefix and spec.startswith(fmt.prefix):
-            return fmt
-    for fmt in FORMATS.values():
-        if fmt.suffix and spec.lower().endswith(fmt.suffix):
-            return fmt
+    named = [f for f in FORMATS.values() if f.prefix and spec.startswith(f.prefix)]
+    named += [f for f in FORMATS.values() if f.suffix and spec.lower().endswith(f.suffix)]
+    if named:
+        return named[0]
     return FORMATS["hf"] if is_saved_dataset(spec) else FORMATS["imagefolder"]
 
 
@@ -86,7 +84,7 @@ def open_source(
     text = str(spec)
     fmt = format_of(text)
     if fmt.prefix:
-        return fmt.open(text[len(fmt.prefix) :] if text.startswith(fmt.prefix) else text, columns)
+        return fmt.open(text.removeprefix(fmt.prefix), columns)
     path = Path(text)
     if path.is_file() and not fmt.suffix and is_image_file(path):
         return FileImages([path], text)
@@ -113,8 +111,7 @@ def source_spec(dataset: str | None, data_dir: str | None, split: str | None) ->
     if dataset is None and data_dir is None:
         raise UserError("name the data: give `data_dir` (a folder, or a spec such as wds:DIR/PATTERN)")
     fmt = resolve_format(dataset, data_dir)
-    rest = data_dir[len(fmt.prefix) :] if data_dir and fmt.prefix and data_dir.startswith(fmt.prefix) else data_dir
-    return fmt.spec(rest, split)
+    return fmt.spec(data_dir.removeprefix(fmt.prefix) if data_dir else data_dir, split)
 
 
 def open_split(

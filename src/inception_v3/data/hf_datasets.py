@@ -36,14 +36,8 @@ def load_split(spec: str, split: str | None, image_column: str, label_column: st
     try:
         loaded = datasets.load_from_disk(str(path)) if is_saved_dataset(spec) else datasets.load_dataset(spec)
     except Exception as exc:  # the library raises many types: offline, unknown name, bad files
-        hint = (
-            ""
-            if path.exists()
-            else (
-                f"; on a machine with internet, `huggingface-cli download --repo-type "
-                f"dataset {spec}` fetches it into the cache"
-            )
-        )
+        fetch = f"`huggingface-cli download --repo-type dataset {spec}`"
+        hint = "" if path.exists() else f"; on a machine with internet, {fetch} fetches it into the cache"
         raise UserError(f"cannot load the dataset {spec}: {reason(exc)}{hint}") from None
     if isinstance(loaded, datasets.DatasetDict):
         split = split or "validation"
@@ -55,9 +49,8 @@ def load_split(spec: str, split: str | None, image_column: str, label_column: st
             f"the dataset {spec} holds one split (saved without a DatasetDict), used as 'train'; it "
             f"has no split {split!r}: save a DatasetDict with both splits"
         )
-    missing = [c for c in (image_column,) if c not in loaded.column_names]
-    if label_column != "label" and label_column not in loaded.column_names:
-        missing.append(label_column)  # a named label column must be there; the default may be missing (unlabeled)
+    required = [image_column] if label_column == "label" else [image_column, label_column]  # "label" may be absent
+    missing = [c for c in required if c not in loaded.column_names]
     if missing:
         raise UserError(
             f"the dataset {spec} ({split}) has no column {missing[0]!r}; its columns: "
@@ -76,7 +69,6 @@ class HfImages(ImageSource):
         if isinstance(ds.features[image_column], datasets.Image):  # the bytes, not Pillow's decode
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         self.ds, self.name, self.image_column = ds, name, image_column
-        self.count = len(ds)
         if label_column in ds.column_names and not all(isinstance(y, int) or y is None for y in ds[label_column]):
             raise UserError(
                 f"{name}: the label column {label_column!r} holds {type(ds[0][label_column]).__name__}, "
@@ -88,7 +80,7 @@ class HfImages(ImageSource):
             self.classes = list(names) if names else None
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.ds)
 
     def stored(self, i: int) -> Stored:
         """Row i's image bytes, as stored (or read from the file the row names)."""

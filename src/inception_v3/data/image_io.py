@@ -58,8 +58,7 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
 def read_image(path: str | os.PathLike[str]) -> Tensor:
     """An image file as uint8 C x H x W: 1 channel for gray images, 3 for everything else (RGB, RGBA, CMYK,
     palette; 16-bit images are scaled to 8 bits). Unreadable data raises UserError."""
-    encoded = Encoded.read(path)
-    return decode_image_bytes(encoded.data, encoded.name)
+    return decode_stored(Encoded.read(path))
 
 
 def decode_image_bytes(data: bytes, name: str) -> Tensor:
@@ -84,8 +83,7 @@ def decode_image_bytes(data: bytes, name: str) -> Tensor:
 def _check_size(data: bytes, name: str) -> None:
     """Pillow's decompression-bomb limit, from the header alone (libjpeg-turbo and nvjpeg have none)."""
     try:
-        with Image.open(io.BytesIO(data)):
-            pass
+        Image.open(io.BytesIO(data)).close()
     except Image.DecompressionBombError as exc:
         raise UserError(f"{name} is too large to decode safely: {reason(exc)}") from None
     except (UnidentifiedImageError, OSError, ValueError):
@@ -118,22 +116,18 @@ def decode_batch(items: list[Stored | Tensor], device: torch.device) -> list[Ten
     """Images (decoded tensors pass through) as uint8 C x H x W on `device`. On a CUDA device the gray
     and RGB JPEGs of the batch are decoded together there (nvjpeg, `torchvision.io.decode_jpeg`); everything
     else, and everything on a CPU, as `decode_stored` decodes it."""
-    encoded = {i: it for i, it in enumerate(items) if isinstance(it, Encoded)}
     out = {i: it.to(device) for i, it in enumerate(items) if isinstance(it, Tensor)}
-    jpegs = [i for i, it in encoded.items() if it.data[:3] == JPEG_MAGIC]
+    jpegs = {i: it for i, it in enumerate(items) if isinstance(it, Encoded) and it.data[:3] == JPEG_MAGIC}
     if device.type == "cuda" and jpegs and decode_jpeg is not None:
-        for i in jpegs:
-            _check_size(encoded[i].data, encoded[i].name)
-        data = [torch.frombuffer(bytearray(encoded[i].data), dtype=torch.uint8) for i in jpegs]
+        for it in jpegs.values():
+            _check_size(it.data, it.name)
+        data = [torch.frombuffer(bytearray(it.data), dtype=torch.uint8) for it in jpegs.values()]
         try:
             decoded = decode_jpeg(data, mode=ImageReadMode.UNCHANGED, device=device)
         except RuntimeError:  # one undecodable JPEG fails the batch: each is then decoded on the CPU, and named
             decoded = []
         out.update({i: image for i, image in zip(jpegs, decoded, strict=False) if image.shape[0] in (1, 3)})
-    for i, it in enumerate(items):
-        if i not in out:
-            out[i] = decode_stored(it).to(device)  # type: ignore[arg-type]
-    return [out[i] for i in range(len(items))]
+    return [out[i] if i in out else decode_stored(it).to(device) for i, it in enumerate(items)]  # type: ignore[arg-type]
 
 
 def image_tensor(im: Image.Image) -> Tensor:

@@ -85,9 +85,8 @@ def remove_written(dst: Path) -> None:
             f"{dst} holds {foreign[0]}, which `shards` did not write there (not in its {MANIFEST}); "
             f"remove it or choose another folder"
         )
-    for name in ours:
+    for name in [*ours, MANIFEST]:
         (dst / name).unlink(missing_ok=True)
-    (dst / MANIFEST).unlink(missing_ok=True)
 
 
 def samples(source: ImageSource) -> Iterator[tuple[str, bytes, int]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -85,12 +86,11 @@ def shard_files(spec: str, columns: tuple[str, str]) -> list[Path]:
 
 def refuse_compressed(path: Path) -> None:
     with open(path, "rb") as f:
-        head = f.read(6)
-    if head.startswith(_COMPRESSED):
-        raise UserError(
-            f"shard {path} is compressed; compressed shards are not supported (reading by index needs "
-            f"the plain tar): write them uncompressed"
-        )
+        if f.read(6).startswith(_COMPRESSED):
+            raise UserError(
+                f"shard {path} is compressed; compressed shards are not supported (reading by index needs "
+                f"the plain tar): write them uncompressed"
+            )
 
 
 def check_tar(path: Path) -> None:
@@ -98,8 +98,7 @@ def check_tar(path: Path) -> None:
     refuse_compressed(path)
     try:
         with tarfile.open(path, mode="r:") as tar:
-            for _ in tar:
-                pass
+            tar.getmembers()  # reads every header, to the end
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise UserError(
             f"shard {path} is truncated or not a tar file ({type(exc).__name__}: {exc}); write it "
@@ -110,31 +109,22 @@ def check_tar(path: Path) -> None:
 def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, str, tarfile.TarInfo]]:
     """(key, extension, member) of the files webdataset reads, in tar order."""
     for member in tar:
-        name = member.name
-        if not member.isreg() or ("/" not in name and name.startswith("__") and name.endswith("__")):
-            continue
-        if _META.match(name):
-            continue
-        match = _KEY.match(name)
-        if match:
+        match = _KEY.match(member.name)
+        if member.isreg() and match and not _META.match(member.name):
             yield match.group(1), match.group(2).lower(), member
 
 
 def _groups(tar: tarfile.TarFile, path: Path) -> Iterator[tuple[str, dict[str, tarfile.TarInfo]]]:
     """webdataset's samples: consecutive members with one key (a key that comes back later is a new sample)."""
-    key: str | None = None
-    sample: dict[str, tarfile.TarInfo] = {}
-    for k, ext, member in _members(tar):
-        if k != key:
-            if key is not None:
-                yield key, sample
-            key, sample = k, {}
-        if ext in sample:
-            raise UserError(
-                f"sample {k} in shard {path} has two {ext} members (webdataset refuses it too); write the shard again"
-            )
-        sample[ext] = member
-    if key is not None:
+    for key, members in itertools.groupby(_members(tar), key=lambda m: m[0]):
+        sample: dict[str, tarfile.TarInfo] = {}
+        for _, ext, member in members:
+            if ext in sample:
+                raise UserError(
+                    f"sample {key} in shard {path} has two {ext} members (webdataset refuses it too); write the "
+                    f"shard again"
+                )
+            sample[ext] = member
         yield key, sample
 
 
@@ -174,8 +164,7 @@ def _sample_label(tar: tarfile.TarFile, sample: dict[str, tarfile.TarInfo], colu
     found = {}
     for ext in ("cls", "json"):
         if ext in sample and column in ("label", ext):
-            data = tar.extractfile(sample[ext]).read()  # type: ignore[union-attr]
-            value = _label(data, ext, path, key)
+            value = _label(tar.extractfile(sample[ext]).read(), ext, path, key)  # type: ignore[union-attr]
             if value is not None:
                 found[ext] = value
     if len(set(found.values())) > 1:
@@ -245,8 +234,7 @@ def split_index(shards: list[Path], columns: tuple[str, str], name: str) -> tupl
         if not all(p.is_file() for p in paths):
             for path, array in zip(paths, _build(shards, keys, columns, name, folder), strict=True):
                 _save(path, {"": array})
-    rows, blob = (np.load(p, mmap_mode="r") for p in paths)
-    return rows, blob
+    return np.load(paths[0], mmap_mode="r"), np.load(paths[1], mmap_mode="r")
 
 
 def _build(

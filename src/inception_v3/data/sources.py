@@ -41,8 +41,7 @@ class Format:
 
     def spec(self, data_dir: str | None, split: str | None) -> str:
         """The spec of `split` of the data at `data_dir` (either may be missing)."""
-        parts = [p for p in (data_dir, split) if p]
-        return self.prefix + self.sep.join(parts)
+        return self.prefix + self.sep.join(p for p in (data_dir, split) if p)
 
 
 class ImageSource:
@@ -112,16 +111,11 @@ class ArrayImages(ImageSource):
         classes: list[str] | None = None,
         fingerprint: str | None = None,
     ) -> None:
-        if (
-            pixels.dtype != np.uint8
-            or pixels.ndim not in (3, 4)
-            or (pixels.ndim == 4 and pixels.shape[3] not in (1, 3))
-        ):
+        if pixels.dtype != np.uint8 or pixels.ndim not in (3, 4) or pixels.shape[3:] not in ((), (1,), (3,)):
             raise UserError(
                 f"{name}: expected uint8 images of N x H x W or N x H x W x 3, got {pixels.dtype} {tuple(pixels.shape)}"
             )
-        self.pixels, self.name, self.labels, self.classes = pixels, name, labels, classes
-        self.fingerprint = fingerprint
+        self.pixels, self.name, self.labels, self.classes, self.fingerprint = pixels, name, labels, classes, fingerprint
         self.channels = 1 if pixels.ndim == 3 or pixels.shape[3] == 1 else None
 
     def __len__(self) -> int:

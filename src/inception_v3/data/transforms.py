@@ -48,20 +48,15 @@ class CentralCrop(v2.Transform):
 
 
 def _finish(p: Preprocessing, channels: int) -> list[v2.Transform]:
-    steps: list[v2.Transform] = []
-    if channels == 3:
-        steps.append(v2.RGB())
-    elif channels == 1:
-        steps.append(v2.Grayscale(1))
-    return [*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(p.mean), list(p.std))]
+    convert = {3: [v2.RGB()], 1: [v2.Grayscale(1)]}.get(channels, [])
+    return [*convert, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(p.mean), list(p.std))]
 
 
 def train_transform(p: Preprocessing, channels: int) -> v2.Compose:
     """Distorted crop + resize + flip + color distortion, then scale and normalize."""
     mode = InterpolationMode(p.interpolation)
-    steps: list[v2.Transform] = [
-        v2.RandomResizedCrop(p.size, scale=p.crop_area, ratio=p.crop_aspect, interpolation=mode, antialias=True),
-    ]
+    crop = v2.RandomResizedCrop(p.size, scale=p.crop_area, ratio=p.crop_aspect, interpolation=mode, antialias=True)
+    steps: list[v2.Transform] = [crop]
     if p.flip:
         steps.append(v2.RandomHorizontalFlip())
     if p.color_distortion > 0:
@@ -73,14 +68,8 @@ def train_transform(p: Preprocessing, channels: int) -> v2.Compose:
 
 def eval_transform(p: Preprocessing, channels: int) -> v2.Compose:
     """Central crop of `eval_crop`, resize, scale and normalize."""
-    mode = InterpolationMode(p.interpolation)
-    return v2.Compose(
-        [
-            CentralCrop(p.eval_crop),
-            v2.Resize((p.size, p.size), interpolation=mode, antialias=True),
-            *_finish(p, channels),
-        ]
-    )
+    resize = v2.Resize((p.size, p.size), interpolation=InterpolationMode(p.interpolation), antialias=True)
+    return v2.Compose([CentralCrop(p.eval_crop), resize, *_finish(p, channels)])
 
 
 def model_input(views: Tensor, in_chans: int, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -90,11 +79,7 @@ def model_input(views: Tensor, in_chans: int, mean: Sequence[float], std: Sequen
     if x.shape[-3] == 4:
         x = x[..., :3, :, :]
     if x.shape[-3] != in_chans:
-        x = (
-            x.mean(-3, keepdim=True)
-            if in_chans == 1
-            else x[..., :1, :, :].expand(*x.shape[:-3], in_chans, *x.shape[-2:])
-        )
+        x = x.mean(-3, keepdim=True) if in_chans == 1 else x[..., :1, :, :].expand(*x.shape[:-3], in_chans, -1, -1)
     shape = (len(mean), 1, 1)
     return (x - torch.tensor(mean, device=x.device).view(shape)) / torch.tensor(std, device=x.device).view(shape)
 
