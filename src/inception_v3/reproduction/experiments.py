@@ -111,10 +111,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
              "passes per image); the ensemble is all seeds' Inception-v3 runs (the paper's has 4 models)."),
 ]}  # fmt: skip
 
-# Shared by the Fashion-MNIST budgets: the fashion-mnist recipe's data, augmentation and system settings.
+# Shared by the budgets (on top of their recipe): how often checkpoints are written and how many are kept.
 _FM = {"checkpoint_every": 100, "keep_last": 1}
 BUDGETS: dict[str, dict[str, Any]] = {
-    # Width 1/8 at 79x79, a third of an epoch from 8,000 training images: ~2 minutes per run on 2 cores.
+    # Width 1/8 at 79x79, one epoch of 8,000 training images: ~2 minutes per run on 2 cores.
     "cpu": {"recipe": "fashion-mnist", "crop_images": 100, "train": {
         **_FM, "receptive_field": 79, "width_multiplier": 0.125, "min_depth": 8, "epochs": 1.0,
         "train_subset": 8000, "val_subset": 5000, "lr_decay_epochs": 0.1, "lr_decay": 0.85}},
@@ -157,11 +157,10 @@ def variant_runs(
     data: dict[str, Any] | None = None,
 ) -> list[tuple[str, list[TrainConfig]]]:
     """(record id, the training runs it covers) for each of `seeds` seeds (one id for an ensemble)."""
-    if not exp.crops:
-        cfgs = [run_config(budget, variant.overrides, s, out_dir, data) for s in range(seeds)]
-        return [(c.name, [c]) for c in cfgs]
-    source = next(v for e in EXPERIMENTS.values() for v in e.variants if v.name == exp.source)
+    source = next(v for e in EXPERIMENTS.values() for v in e.variants if v.name == exp.source) if exp.crops else variant
     cfgs = [run_config(budget, source.overrides, s, out_dir, data) for s in range(seeds)]
+    if not exp.crops:
+        return [(c.name, [c]) for c in cfgs]
     ensemble = variant.overrides.get("ensemble", False)
     groups = [cfgs] if ensemble else [[c] for c in cfgs]
     prefix = f"crops-{variant.overrides['protocol']}{'-ensemble' if ensemble else ''}-"

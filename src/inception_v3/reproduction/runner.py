@@ -66,16 +66,10 @@ def train_record(cfg: TrainConfig, final: dict[str, Any], run_dir: Path) -> dict
     }
 
 
-def run_training(cfg: TrainConfig) -> dict[str, Any] | None:
-    """Train one run (resuming it if it has checkpoints); its final metrics, or None if it was interrupted."""
-    from ..training.loop import train
-
-    result = train(cfg, resume="auto")
-    return result.final if result.finished else None
-
-
 def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: Path, data: dict[str, Any]) -> bool:
     """Run every missing run of one experiment; False if a run was interrupted (rerun to resume)."""
+    from ..training.loop import train
+
     exp = EXPERIMENTS[name]
     if exp.crops:
         return run_crops(exp, budget, seeds, out_dir, records, data)
@@ -86,10 +80,10 @@ def run_experiment(name: str, budget: str, seeds: int, out_dir: Path, records: P
                 log.info(f"[{name}] {variant.name}, seed {cfg.seed}: done ({path})")
                 continue
             log.info(f"[{name}] {variant.name}, seed {cfg.seed}: training {cfg.out_dir}/{cfg.name}")
-            if (final := run_training(cfg)) is None:
+            if not (result := train(cfg, resume="auto")).finished:
                 return False
             if main_rank():
-                write_json(path, train_record(cfg, final, Path(cfg.out_dir) / cfg.name))
+                write_json(path, train_record(cfg, result.final, Path(cfg.out_dir) / cfg.name))
     return True
 
 

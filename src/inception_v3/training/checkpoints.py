@@ -50,21 +50,19 @@ def latest_good_checkpoint(
     one (it would run code) stops the search: TamperedFile, the file moved aside as evidence."""
     if evidence := sorted((run_dir / "checkpoints").glob("*.tampered*")):
         raise TamperedFile(
-            f"{run_dir} holds a checkpoint that would run code when loaded, kept as evidence at "
-            f"{evidence[0]}; look at it, then move it out of the run folder to resume from the "
-            f"checkpoint before"
+            f"{run_dir} holds a checkpoint that would run code when loaded, kept as evidence at {evidence[0]}; "
+            "look at it, then move it out of the run folder to resume from the checkpoint before"
         )
     for path in reversed(step_checkpoints(run_dir)):
         try:
             state = load_checkpoint(path, map_location)
             if state.get("format") != CHECKPOINT_FORMAT or not state.keys() >= REQUIRED_KEYS:
                 raise UserError(f"{path} is not a complete training checkpoint of this project")
+            return path, state
         except TamperedFile:
             raise
         except UserError as exc:
             warn(f"skipping damaged checkpoint {path.name}: {exc}; trying the one before")
-            continue
-        return path, state
     return None
 
 

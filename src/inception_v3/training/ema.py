@@ -9,24 +9,17 @@ from torch import nn
 
 
 class ModelEMA:
-    """Exponential moving average of a model's parameters and batch-norm buffers.
-
-    With `warmup`, the decay used at update t is min(decay, (1 + t) / (10 + t)), so a short run
-    is not dominated by the random initialization.
-    """
+    """Exponential moving average of a model's parameters and batch-norm buffers. With `warmup`, the decay
+    used at update t is min(decay, (1 + t) / (10 + t)), so a short run is not dominated by the random initialization."""
 
     def __init__(self, model: nn.Module, decay: float = 0.9999, warmup: bool = True) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"ema decay must be in [0, 1), got {decay}")
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        self.warmup = warmup
-        self.updates = 0
+        self.decay, self.warmup, self.updates = decay, warmup, 0
 
     def current_decay(self) -> float:
-        if not self.warmup:
-            return self.decay
-        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+        return min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

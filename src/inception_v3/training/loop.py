@@ -41,13 +41,7 @@ from ..utils.devices import to_cpu
 from ..utils.io import atomic_write_text
 from ..utils.precision import Compute
 from ..utils.progress import progress_bar
-from .checkpoints import (
-    CHECKPOINT_FORMAT,
-    all_rng_states,
-    save_checkpoint,
-    set_rng_state,
-    write_checkpoint,
-)
+from .checkpoints import CHECKPOINT_FORMAT, all_rng_states, save_checkpoint, set_rng_state, write_checkpoint
 from .distributed import Dist, any_rank_flags, setup_distributed, sync_batchnorm
 from .ema import ModelEMA
 from .finetune import freeze_batchnorm, freeze_until
@@ -158,7 +152,7 @@ def run_epoch(run: Run, stop: StopRequest) -> bool:
     last = min(data.steps_per_epoch, data.total_steps - epoch * data.steps_per_epoch)
     batches = epoch_batches(len(data.train), cfg.batch_size, d, cfg.seed, epoch, first)[: last - first]  # type: ignore[arg-type]
     run.meter = EpochMeter(d.device)
-    bar = progress_bar(
+    with progress_bar(
         total=last,
         initial=first,
         desc=f"epoch {epoch + 1}",
@@ -166,20 +160,18 @@ def run_epoch(run: Run, stop: StopRequest) -> bool:
         disable=not d.main,
         dynamic_ncols=True,
         leave=False,
-    )
-    for x, y, bad in make_loader(data.train, batches, cfg.workers, d):
-        note_bad_images(run, bad)
-        stopping = train_step(run, x, y, stop.requested)
-        run.step += 1
-        bar.update(1)
-        if run.step % LOG_EVERY == 0 or run.step == data.total_steps:
-            log_step(run, bar)
-        if stopping or (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0):
-            save(run)
-        if stopping:
-            bar.close()
-            return False
-    bar.close()
+    ) as bar:
+        for x, y, bad in make_loader(data.train, batches, cfg.workers, d):
+            note_bad_images(run, bad)
+            stopping = train_step(run, x, y, stop.requested)
+            run.step += 1
+            bar.update(1)
+            if run.step % LOG_EVERY == 0 or run.step == data.total_steps:
+                log_step(run, bar)
+            if stopping or (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0):
+                save(run)
+            if stopping:
+                return False
     return True
 
 
@@ -236,12 +228,8 @@ def end_of_epoch(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
         "lr": run.meter.lr,
         "train_loss": train_loss,
         "train_acc": train_acc,
-        "val_top1": raw["top1"],
-        "val_top5": raw["top5"],
-        "val_loss": raw["loss"],
-        "ema_top1": avg["top1"],
-        "ema_top5": avg["top5"],
-        "ema_loss": avg["loss"],
+        **{f"val_{k}": raw[k] for k in ("top1", "top5", "loss")},
+        **{f"ema_{k}": avg[k] for k in ("top1", "top5", "loss")},
         "img_s": rate,
         "elapsed_s": elapsed(run),
     }
@@ -295,10 +283,7 @@ class Start:
 
 
 def starting_point(cfg: TrainConfig) -> Start:
-    if not cfg.init_from:
-        return Start()
-    model, report = load_pretrained(cfg.init_from)
-    return Start(model, report)
+    return Start(*load_pretrained(cfg.init_from)) if cfg.init_from else Start()
 
 
 def load_data(cfg: TrainConfig, d: Dist, start: Start) -> TrainData:
@@ -407,26 +392,20 @@ def announce(run: Run) -> None:
     if not d.main:
         return
     init = None
-    if run.start.report is not None:
-        r = run.start.report
+    if (r := run.start.report) is not None:
         init = {"weights": r.weights, "file": r.file, "loaded": r.summary(), "new_heads": list(run.new_heads)}
-    atomic_write_text(
-        run.run_dir / "config.json",
-        json.dumps(
-            {
-                "train": cfg.to_dict(),
-                "model": run.model.config.to_dict(),
-                "classes": data.classes,
-                "world_size": d.world,
-                "global_batch": data.global_batch,
-                "steps_per_epoch": data.steps_per_epoch,
-                "total_steps": data.total_steps,
-                "base_lr": run.base_lr,
-                "init_from": init,
-            },
-            indent=2,
-        ),
-    )
+    config = {
+        "train": cfg.to_dict(),
+        "model": run.model.config.to_dict(),
+        "classes": data.classes,
+        "world_size": d.world,
+        "global_batch": data.global_batch,
+        "steps_per_epoch": data.steps_per_epoch,
+        "total_steps": data.total_steps,
+        "base_lr": run.base_lr,
+        "init_from": init,
+    }
+    atomic_write_text(run.run_dir / "config.json", json.dumps(config, indent=2))
     params = sum(p.numel() for p in run.model.parameters())
     log.info(
         f"training {cfg.preset} ({params:,} params) on {data.name}: {len(data.train):,} images, "  # type: ignore[arg-type]
@@ -513,10 +492,9 @@ def save(run: Run, best: bool = False) -> None:
         if best:
             save_checkpoint(state, run.run_dir / "best.pt")
     except OSError as exc:
-        reason = exc.strerror or str(exc)
         raise UserError(
-            f"cannot write a checkpoint of step {run.step} in {run.run_dir}: {reason}; the previous checkpoint "
-            f"is intact: free space and continue with `resume='auto'`"
+            f"cannot write a checkpoint of step {run.step} in {run.run_dir}: {exc.strerror or exc}; the previous "
+            f"checkpoint is intact: free space and continue with `resume='auto'`"
         ) from None
 
 

@@ -31,11 +31,10 @@ class EpochMeter:
 
     def step_summary(self, world: int) -> dict[str, Any]:
         loss, grad_norm = self.last.tolist()  # one read from the device
-        correct = float(self.sums[1])
         return {
             "lr": self.lr,
             "loss": loss,
-            "train_acc": correct / max(self.seen, 1),
+            "train_acc": float(self.sums[1]) / max(self.seen, 1),
             "grad_norm": grad_norm,
             "img_s": self.rate(world),
         }

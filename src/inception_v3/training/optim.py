@@ -55,8 +55,7 @@ class RMSpropTF(torch.optim.Optimizer):
                 continue
             for p in params:
                 if not self.state[p]:
-                    self.state[p]["square_avg"] = torch.ones_like(p)
-                    self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+                    self.state[p].update(square_avg=torch.ones_like(p), momentum_buffer=torch.zeros_like(p))
             grads: list[Tensor] | tuple[Tensor, ...] = [p.grad for p in params]
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
@@ -84,10 +83,8 @@ def param_groups(
     (from scratch, leave the scale at 1: every layer is new)."""
     groups: dict[tuple[bool, bool], list[Tensor]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        decay = p.ndim > 1 or decay_norm_and_bias
-        groups.setdefault((decay, name.startswith(new)), []).append(p)
+        if p.requires_grad:
+            groups.setdefault((p.ndim > 1 or decay_norm_and_bias, name.startswith(new)), []).append(p)
     return [
         {
             "params": params,

@@ -12,6 +12,7 @@ from .settings import TrainConfig
 
 PAPER = {"preset": "inception_v3", "epochs": 100.0, "batch_size": 32, "optimizer": "rmsprop", "lr": 0.045}
 _LADDER = {"epochs": 100.0, "batch_size": 32, "lr": 0.045}
+_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 # 28x28 images upsampled to the 79x79 receptive field; bf16 and channels_last are what make a
 # CPU fast enough; the crop is milder than ImageNet's since the garments fill the frame.
@@ -67,10 +68,8 @@ def get_recipe(recipe: str, **overrides: Any) -> TrainConfig:
     """The TrainConfig of a named recipe with field overrides (None values are ignored)."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; valid recipes: {', '.join(RECIPES)}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(given) - known)
-    if unknown:
+    if unknown := sorted(set(given) - _FIELDS):
         raise ValueError(f"unknown training setting(s) {', '.join(unknown)}")
     return TrainConfig(**{**RECIPES[recipe][1], **given})
 
@@ -87,6 +86,5 @@ def resume_config(recipe: str, resume: str = "no", **overrides: Any) -> TrainCon
         return cfg
     if not isinstance(saved, dict):
         return cfg
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig(**{**{k: v for k, v in saved.items() if k in known}, **given})
+    return TrainConfig(**{**{k: v for k, v in saved.items() if k in _FIELDS}, **given})

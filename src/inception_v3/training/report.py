@@ -58,10 +58,8 @@ def _started_from(init: dict[str, Any] | None) -> list[str]:
 
 
 def _resumed(resumes: int) -> str:
-    if not resumes:
-        return ""
     times = f"{resumes} time{'s' if resumes > 1 else ''}"
-    return f", resumed {times} from its checkpoints (time lost to the interruptions not counted)"
+    return f", resumed {times} from its checkpoints (time lost to the interruptions not counted)" if resumes else ""
 
 
 def _json_block(data: dict[str, Any]) -> list[str]:

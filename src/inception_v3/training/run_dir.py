@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,9 @@ from .distributed import Dist
 from .settings import TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "report.md", "checkpoints", "best.pt", "final.json", "plots", "tb")
+RESUME_MODES = ("no", "yes", "auto")
 
 log = logging.getLogger(__name__)
-
-
-RESUME_MODES = ("no", "yes", "auto")
 
 
 @dataclass
@@ -55,7 +53,7 @@ def prepare_run_dir(cfg: TrainConfig, resume: str, overwrite: bool, d: Dist) -> 
         # read to the CPU: load_state_dict moves weights to the model's device, and the generators' states
         # must stay CPU tensors (torch.set_rng_state takes nothing else)
         found = latest_good_checkpoint(run_dir, map_location="cpu", warn=log.warning if d.main else lambda _: None)
-        damaged = bool(step_checkpoints(run_dir)) if found is None else False
+        damaged = found is None and bool(step_checkpoints(run_dir))
         if found is None and (resume == "yes" or damaged):
             what = "every checkpoint is damaged" if damaged else "it has no checkpoints"
             raise UserError(
@@ -107,12 +105,10 @@ class Logger:
         self.enabled, self.path, self.tb = enabled, run_dir / "metrics.jsonl", None
         if enabled:
             run_dir.mkdir(parents=True, exist_ok=True)
-            try:
+            with suppress(ImportError):
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tb"))
-            except ImportError:
-                self.tb = None
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:

@@ -13,10 +13,8 @@ from .distributed import Dist
 
 
 class SeededSamples(Dataset):
-    """Wraps a dataset so each sample's random augmentation depends only on (seed, key).
-
-    Keys are epoch * len + index: the same image gets the same crop in a resumed run.
-    """
+    """Wraps a dataset so each sample's random augmentation depends only on (seed, key), with keys
+    epoch * len + index: the same image gets the same crop in a resumed run."""
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
         self.dataset, self.seed, self.n = dataset, seed, len(dataset)  # type: ignore[arg-type]
@@ -31,19 +29,13 @@ class SeededSamples(Dataset):
 
 
 def epoch_batches(n: int, batch: int, d: Dist, seed: int, epoch: int, start: int) -> list[list[int]]:
-    """This replica's batches (as sample keys) for `epoch`, from batch number `start` on.
-
-    One permutation per (seed, epoch); global batch k is permutation[k*B : (k+1)*B] with
-    B = batch x world, and replica r takes every world-th sample of it.
-    """
+    """This replica's batches (as sample keys) for `epoch`, from batch number `start` on: one permutation per
+    (seed, epoch); global batch k is permutation[k*B : (k+1)*B] with B = batch x world, and replica r takes
+    every world-th sample of it."""
     g = torch.Generator().manual_seed(seed * 7919 + epoch)
     perm = (torch.randperm(n, generator=g) + epoch * n).tolist()
     global_batch = batch * d.world
-    out = []
-    for k in range(start, n // global_batch):
-        chunk = perm[k * global_batch : (k + 1) * global_batch]
-        out.append(chunk[d.rank :: d.world])
-    return out
+    return [perm[k * global_batch : (k + 1) * global_batch][d.rank :: d.world] for k in range(start, n // global_batch)]
 
 
 def make_loader(dataset: Dataset, batches: Any, workers: int, d: Dist) -> DataLoader:
