@@ -1,8 +1,6 @@
 """The model builders users call, as timm's and torchvision's: a preset, optionally with weights by name, URL
-or path. `inception_v3(weights="IMAGENET1K_V1")`, `create_model("inception_v3", weights="tf_in1k")`,
-`create_model("inception_v3_79", num_classes=10)`. `load_pretrained` also returns what was loaded;
-`from_pretrained(weights)` is an alias of `create_model(weights=weights)`.
-"""
+or path: `inception_v3(weights="IMAGENET1K_V1")`, `create_model("inception_v3", weights="tf_in1k")`,
+`create_model("inception_v3_79", num_classes=10)` (`weights.py` has the rest of the weights API)."""
 
 from __future__ import annotations
 

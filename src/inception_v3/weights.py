@@ -29,8 +29,7 @@ def transforms(weights: str | os.PathLike[str], central_fraction: float | None =
     size, channels and normalization. Named weights need no download; a file or URL is read for its config."""
     spec = None if Path(str(weights)).exists() else find_weights(str(weights))
     if spec is not None:
-        cfg = get_config(spec.preset).replace(mean=spec.mean, std=spec.std)
-        preprocessing = spec.preprocessing()
+        cfg, preprocessing = get_config(spec.preset).replace(mean=spec.mean, std=spec.std), spec.preprocessing()
     else:
         model, report = load_pretrained(weights)
         cfg, preprocessing = model.config, report.preprocessing

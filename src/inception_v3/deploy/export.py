@@ -111,7 +111,5 @@ def _write(output: StrPath, write: Callable[[str], Any]) -> None:
     """Write atomically; a failed write (a full disk: torch's writers report it as a RuntimeError) is one line."""
     try:
         atomic_write(output, write)
-    except UserError:
-        raise
     except (OSError, RuntimeError) as exc:
         raise UserError(f"cannot write {output}: {reason(exc)}; nothing was written") from None

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..data.formats import open_source
-from ..data.image_io import Stored, decode_batch, decode_stored
+from ..data.image_io import decode_batch, decode_stored
 from ..data.sources import ImageSource, SubsetImages
 from ..deploy.fast import fast_inference
 from ..deploy.int8 import quantize_int8
@@ -23,12 +23,11 @@ from ..errors import UserError
 from ..models.inception import Inception3
 from ..utils.devices import resolve_device
 from ..utils.io import atomic_write_text
-from .extraction import Pipeline, extract
+from .extraction import Pipeline, as_stored, extract
 from .members import Member, load_members, predict_probs
 from .metrics import classification_metrics
 from .plots import plot_confusion, plot_reliability
 
-MODES = ("fp32", "fast", "int8")
 log = logging.getLogger(__name__)
 
 
@@ -81,9 +80,8 @@ def run_evaluation(
         workers=workers,
         progress=f"evaluate ({protocol} crop)" if show_progress else None,
     )
-    metrics = classification_metrics(
-        torch.from_numpy(got.arrays["probs"]), torch.from_numpy(labels[got.index]), classes
-    )
+    probs, known = torch.from_numpy(got.arrays["probs"]), torch.from_numpy(labels[got.index])
+    metrics = classification_metrics(probs, known, classes)
     result = {
         "checkpoints": weights,
         "weights": sources,
@@ -119,11 +117,8 @@ def known_images(source: ImageSource, classes: list[str], limit: int | None) -> 
     keep = np.flatnonzero(mapped >= 0)
     if unknown:
         log.info(
-            "note: the weights know %d of the %d classes of %s: the %d images of the others are left out",
-            len(classes),
-            len(names),
-            source.name,
-            len(labels) - len(keep),
+            f"note: the weights know {len(classes)} of the {len(names)} classes of {source.name}: the "
+            f"{len(labels) - len(keep)} images of the others are left out"
         )
     keep = keep[:limit]
     return SubsetImages(source, keep), mapped[keep]
@@ -132,12 +127,8 @@ def known_images(source: ImageSource, classes: list[str], limit: int | None) -> 
 def probabilities(members: list[Member], protocol: str, device: torch.device) -> Pipeline:
     """Class probabilities averaged over crops and members: images decoded in workers (on a GPU, JPEGs stay
     encoded for nvjpeg), cropped and run on `device`."""
-    prepare = _keep if device.type == "cuda" else decode_stored
+    prepare = as_stored if device.type == "cuda" else decode_stored
     return Pipeline(prepare, partial(_probs, members, protocol, device))
-
-
-def _keep(item: Stored) -> Stored:
-    return item
 
 
 def _probs(members: list[Member], protocol: str, device: torch.device, items: list[Any]) -> dict[str, Tensor]:

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ class Extracted:
     skipped: list[str]
 
 
+def as_stored(item: Stored) -> Stored:
+    """A `Pipeline.prepare` that leaves images as stored (encoded JPEGs for a GPU to decode)."""
+    return item
+
+
 def cache_dir() -> Path:
     """Where outputs are cached: $INCEPTION_V3_CACHE/features, else ~/.cache/inception-v3/features."""
     return cache_root() / "features"
@@ -81,16 +87,10 @@ def _streamed(
     source: ImageSource, prepare: Callable[[Stored], Any], batch_size: int
 ) -> Iterator[tuple[list[int], list[Any], list[str]]]:
     """A streamed source in batches of `batch_size` consecutive images, whatever sizes it comes in."""
-    batch: list[Any] = []
-    count = 0
-    for image in source.stream():
-        batch.append(prepare(image))
-        count += 1
-        if len(batch) == batch_size:
-            yield list(range(count - len(batch), count)), batch, []
-            batch = []
-    if batch:
-        yield list(range(count - len(batch), count)), batch, []
+    images, start = iter(source.stream()), 0
+    while batch := [prepare(image) for image in islice(images, batch_size)]:
+        yield list(range(start, start + len(batch))), batch, []
+        start += len(batch)
 
 
 @torch.no_grad()

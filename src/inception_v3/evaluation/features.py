@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..models.inception import FEATURE_TAPS, pooled_taps
 from ..utils.devices import resolve_device
 from ..utils.io import atomic_write
-from .extraction import Pipeline, extract
+from .extraction import Pipeline, as_stored, extract
 from .members import load_members
 
 FORMATS = (".npz", ".safetensors")
@@ -64,7 +64,7 @@ def extract_features(
     net = fold_batchnorm(member.model).eval().to(memory_format=torch.channels_last)  # type: ignore[arg-type]
     wanted = [2048, *(t for t in taps if t != 2048)]
     on_device = where.type == "cuda"
-    prepare = _keep if on_device else partial(_prepared, member.transform())
+    prepare = as_stored if on_device else partial(_prepared, member.transform())
     pipeline = Pipeline(prepare, partial(_taps, net, member.transform(), wanted, where, on_device))
     got = extract(
         source, pipeline, batch_size=batch_size, workers=workers, progress="features" if show_progress else None
@@ -75,10 +75,6 @@ def extract_features(
     names = [source.item_name(int(i)) for i in got.index]
     classes = source.class_names() if source.labeled else None
     return Features(arrays, names, classes, member.describe(), dict(member.view.__dict__))
-
-
-def _keep(item: Stored) -> Stored:
-    return item
 
 
 def _prepared(transform: v2.Compose, item: Stored) -> Tensor:

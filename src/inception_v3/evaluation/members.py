@@ -65,29 +65,19 @@ def load_members(
     return members, classes
 
 
-def same_channels(images: list[Tensor]) -> list[Tensor]:
-    """Gray, RGB and RGBA images together: RGB for all (exact for gray); one kind: unchanged."""
-    if len({im.shape[0] for im in images}) > 1:
-        return [im.expand(3, -1, -1) if im.shape[0] == 1 else im[:3] for im in images]
-    return images
-
-
 @torch.no_grad()
 def predict_probs(members: list[Member], images: list[Tensor], protocol: str) -> Tensor:
     """Class probabilities (N x K, on the CPU) for N uint8 images: softmax averaged over crops, then over ensemble
     members. The crops are cut where the images are (the CPU, or the GPU that decoded them) and normalized on
     each member's device."""
-    images = same_channels(images)
+    if len({im.shape[0] for im in images}) > 1:  # gray, RGB and RGBA together: RGB for all (exact for gray)
+        images = [im.expand(3, -1, -1) if im.shape[0] == 1 else im[:3] for im in images]
     out = []
     for m in members:
         c, device = m.config, model_device(m.model)
         views = torch.stack([crop_views(im, c.receptive_field, protocol, m.view) for im in images])
-        flat = views.flatten(0, 1)  # (N * crops) x C x H x W
-        probs = torch.cat(
-            [
-                m.model(model_input(chunk.to(device), c.in_chans, c.mean, c.std)).softmax(1).cpu()
-                for chunk in flat.split(128)
-            ]
-        )
+        chunks = views.flatten(0, 1).split(128)  # (N * crops) x C x H x W, 128 at a time
+        inputs = (model_input(chunk.to(device), c.in_chans, c.mean, c.std) for chunk in chunks)
+        probs = torch.cat([m.model(x).softmax(1).cpu() for x in inputs])
         out.append(probs.view(len(images), -1, probs.shape[1]).mean(1))
     return torch.stack(out).mean(0)

@@ -56,12 +56,11 @@ def load_into(
     """Copy the file's tensors into `model`. Keys under a `fresh` prefix may be missing (they keep their
     new initialization) or, for classifiers, have another shape (replaced); anything else must match.
     File keys under a `dropped` prefix (a head the caller leaves out on purpose) are not reported as unused."""
-    own = model.state_dict()
-    report = LoadReport()
+    own, report = model.state_dict(), LoadReport()
     missing: list[str] = []
     mismatched: list[str] = []
     for key, value in own.items():
-        allowed_fresh = key.startswith(fresh) if fresh else False
+        allowed_fresh = key.startswith(fresh)
         if key not in state:
             if not key.endswith("num_batches_tracked"):
                 (report.new if allowed_fresh else missing).append(key)
@@ -72,7 +71,7 @@ def load_into(
                 mismatched.append(f"{key}: file {list(state[key].shape)} vs model {list(value.shape)}")
         else:
             report.loaded.append(key)
-    report.unexpected = [k for k in state if k not in own and not (dropped and k.startswith(dropped))]
+    report.unexpected = [k for k in state if k not in own and not k.startswith(dropped)]
     if missing or mismatched:
         problems = []
         if missing:

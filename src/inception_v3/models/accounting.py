@@ -92,10 +92,7 @@ def receptive_field_costs(cfg: InceptionConfig) -> list[dict[str, Any]]:
         model = Inception3(cfg.replace(receptive_field=rf, aux_logits=False))
         x = torch.zeros(1, model.in_chans, rf, rf)
         out.append({"receptive_field": rf, "input": rf, "macs": count_macs(model, lambda m=model, x=x: m.eval()(x))})
-    base = out[0]["macs"]
-    for row in out:
-        row["ratio_to_299"] = row["macs"] / base
-    return out
+    return [{**row, "ratio_to_299": row["macs"] / out[0]["macs"]} for row in out]
 
 
 def _pair_macs(cfg: InceptionConfig, layers: list[tuple[int, int, Any, Any]], grid: int) -> int:

@@ -17,8 +17,7 @@ ACTIVATIONS = ("relu", "linear")
 
 def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"invalid {name} {value!r}; valid values: {valid}")
+        raise ValueError(f"invalid {name} {value!r}; valid values: {', '.join(map(repr, choices))}")
 
 
 def _check_fields(data: dict[str, Any]) -> None:

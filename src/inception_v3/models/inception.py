@@ -41,12 +41,10 @@ def grid_sizes(cfg: InceptionConfig, size: int) -> dict[str, int]:
     n = _out(size, 7, stride) if cfg.stem == "7x7" else _out(_out(size, 3, stride), 3, 1)
     if cfg.receptive_field != 79:
         n = _out(n, 3, 2)  # maxpool1
-    n = _out(_out(n, 3, 1), 3, 2)  # Conv2d_4a_3x3, maxpool2
-    g35 = n
+    g35 = _out(_out(n, 3, 1), 3, 2)  # Conv2d_4a_3x3, maxpool2
     g17 = _out(g35, 3, 2)
-    g8 = _out(g17, 3, 2)
     aux = _out(_out(g17, 5, 3), 5, 1)  # the aux head's 5x5/3 pool, then its 5x5 conv
-    return {"35": g35, "17": g17, "8": g8, "aux": aux}
+    return {"35": g35, "17": g17, "8": _out(g17, 3, 2), "aux": aux}
 
 
 def check_input(x: Tensor, in_chans: int, min_size: int, receptive_field: int) -> None:
@@ -77,26 +75,10 @@ def min_input_size(cfg: InceptionConfig, with_aux: bool = False) -> int:
 
 # Top-level layers from the input to Mixed_7c in forward order; None entries (the other stem) are skipped.
 TRUNK = (
-    "input_norm",
-    "Conv2d_1a_7x7",
-    "Conv2d_1a_3x3",
-    "Conv2d_2a_3x3",
-    "Conv2d_2b_3x3",
-    "maxpool1",
-    "Conv2d_3b_1x1",
-    "Conv2d_4a_3x3",
-    "maxpool2",
-    "Mixed_5b",
-    "Mixed_5c",
-    "Mixed_5d",
-    "Mixed_6a",
-    "Mixed_6b",
-    "Mixed_6c",
-    "Mixed_6d",
-    "Mixed_6e",
-    "Mixed_7a",
-    "Mixed_7b",
-    "Mixed_7c",
+    *("input_norm", "Conv2d_1a_7x7", "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1"),
+    *("Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2"),  # to 35x35
+    *("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"),  # to 17x17
+    *("Mixed_7a", "Mixed_7b", "Mixed_7c"),  # to 8x8
 )
 CLASSIFIERS = ("fc", "AuxLogits.fc")
 
@@ -108,8 +90,7 @@ class Inception3(nn.Module):
 
     def __init__(self, config: InceptionConfig | None = None) -> None:
         super().__init__()
-        cfg = config or InceptionConfig()
-        self.config = cfg
+        self.config = cfg = config or InceptionConfig()
         self.in_chans = cfg.in_chans
         self.receptive_field = cfg.receptive_field
         self.min_size = min_input_size(cfg)
@@ -198,11 +179,8 @@ class Inception3(nn.Module):
 
     @torch.jit.unused
     def forward_intermediates(self, x: Tensor, taps: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """The outputs of the named top-level layers (default: `feature_info`'s), in forward order.
-
-        Runs only as far as the last tap; names are those of `trunk_names()`, e.g. "maxpool1",
-        "maxpool2", "Mixed_6e", "Mixed_7c".
-        """
+        """The outputs of the named top-level layers (`trunk_names()`, e.g. "maxpool2", "Mixed_7c"; default:
+        `feature_info`'s), in forward order; runs only as far as the last tap."""
         names = self.trunk_names()
         wanted = [info["module"] for info in self.feature_info] if taps is None else list(taps)
         unknown = [t for t in wanted if t not in names]
@@ -225,9 +203,7 @@ class Inception3(nn.Module):
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Features -> logits (or the pooled N x 2048 vector with `pre_logits=True`)."""
         x = torch.flatten(self.avgpool(x), 1)  # N x 2048
-        if pre_logits:
-            return x
-        return self.fc(self.dropout(x))  # N x num_classes
+        return x if pre_logits else self.fc(self.dropout(x))  # N x num_classes
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits, in train and eval mode alike."""

@@ -48,11 +48,6 @@ class InputNorm(nn.Module):
         return (x - self.mean) / self.std  # type: ignore[operator]  # buffers: mypy sees Module attributes
 
 
-def trunc_normal(weight: Tensor, std: float) -> None:
-    """TF's truncated normal: Normal(0, std) cut at +-2 std (PyTorch's bounds are absolute values)."""
-    nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
-
-
 # TF-slim's standard deviations where they differ from the default 0.1.
 INIT_STD = {"AuxLogits.conv1.conv": 0.01, "AuxLogits.fc": 0.001}
 
@@ -65,7 +60,8 @@ def init_weights(model: nn.Module, only: tuple[str, ...] | None = None) -> None:
         if only is not None and name not in only:
             continue
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            trunc_normal(m.weight, INIT_STD.get(name, 0.1))
+            std = INIT_STD.get(name, 0.1)  # TF's truncated normal cuts at +-2 std; PyTorch's bounds are absolute
+            nn.init.trunc_normal_(m.weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):

@@ -260,9 +260,10 @@ def features(
                 )
             share = SubsetImages(src, np.arange(rank, len(src), world)) if world > 1 else src
             progress = f"features {src.name}" + (f" ({world} processes)" if world > 1 else "")
+            got, error = None, None
             try:
-                got = (
-                    extract(
+                if len(share):
+                    got = extract(
                         share,
                         pipeline,
                         batch_size=s.batch_size,
@@ -271,14 +272,10 @@ def features(
                         skip_bad_images=s.skip_bad_images,
                         cache=s.cache,
                     )
-                    if len(share)
-                    else None
-                )
-                error = None
             except UserError as exc:
                 if world == 1:
                     raise
-                got, error = None, str(exc)
+                error = str(exc)
             if got is not None and got.skipped:
                 first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
                 log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), src.name, first)

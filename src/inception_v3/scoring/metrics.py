@@ -36,6 +36,7 @@ from .scores import fid_from_statistics, inception_score, kernel_inception_dista
 from .statistics import read_reference
 
 TAPS = (64, 192, 768, 2048)
+REAL_STATES = ("real_sum", "real_outer", "real_n", "real_features", "real_order")  # kept by reset() on request
 
 
 class _InceptionMetric(Metric):
@@ -102,7 +103,7 @@ class _InceptionMetric(Metric):
         keep = positions < limit if limit is not None else torch.ones(len(images), dtype=torch.bool)
         images, positions = images[keep], positions[keep]
         device = next(self.net.parameters()).device
-        out = [torch.zeros(0, self._dims(), device=device)]
+        out = [torch.zeros(0, 1008 if self.tap == LOGITS else int(self.tap), device=device)]
         tf32 = torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.allow_tf32 = False
         try:
@@ -114,12 +115,15 @@ class _InceptionMetric(Metric):
             torch.backends.cudnn.allow_tf32 = tf32
         return torch.cat(out), positions.to(device)
 
-    def _dims(self) -> int:
-        return 1008 if self.tap == LOGITS else int(self.tap)
-
     def reset(self) -> None:
+        """Clear the state; with `reset_real_features=False`, keep the real side's (copied)."""
+        real = {k: getattr(self, k) for k in REAL_STATES if hasattr(self, k)}
+        kept = {k: v.clone() if isinstance(v, Tensor) else list(v) for k, v in real.items()}
         super().reset()
         self._seen = {True: 0, False: 0}
+        if not self.reset_real_features:
+            for k, v in kept.items():
+                setattr(self, k, v)
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -149,10 +153,9 @@ class FrechetInceptionDistance(_InceptionMetric):
         self.reference = read_reference(reference, self.convention.name, feature) if reference else None
         if self.reference is not None and self.reference.mu is None:  # a features-only file: its moments
             self.reference.mu, self.reference.sigma = statistics(self.reference.features, self.convention)  # type: ignore[arg-type]
-        d = feature
         for side in ("real", "fake"):
-            self.add_state(f"{side}_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
-            self.add_state(f"{side}_outer", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(f"{side}_sum", torch.zeros(feature, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(f"{side}_outer", torch.zeros(feature, feature, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, images: Tensor, real: bool) -> None:
@@ -160,8 +163,7 @@ class FrechetInceptionDistance(_InceptionMetric):
             raise UserError(
                 "this FrechetInceptionDistance compares with `reference` statistics: update it with fake images only"
             )
-        features, _ = self._features(images, real)
-        f = features.double()
+        f = self._features(images, real)[0].double()
         side = "real" if real else "fake"
         setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + f.sum(0))
         setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + f.T @ f)
@@ -175,21 +177,13 @@ class FrechetInceptionDistance(_InceptionMetric):
             raise UserError(
                 f"FID needs at least 2 {side} images; {n} were given to update() (compute() before update()?)"
             )
-        total = getattr(self, f"{side}_sum").cpu().numpy()
-        mu = total / n
+        mu = getattr(self, f"{side}_sum").cpu().numpy() / n
         sigma = (getattr(self, f"{side}_outer").cpu().numpy() - n * np.outer(mu, mu)) / (n - 1)
         return mu.astype(self.convention.mean_dtype), sigma
 
     def compute(self) -> Tensor:
         (mu1, s1), (mu2, s2) = self._moments("fake"), self._moments("real")
         return torch.tensor(fid_from_statistics(mu1, s1, mu2, s2, self.convention), dtype=torch.float64)
-
-    def reset(self) -> None:
-        kept = {k: getattr(self, k).clone() for k in ("real_sum", "real_outer", "real_n")}
-        super().reset()
-        if not self.reset_real_features:
-            for k, v in kept.items():
-                setattr(self, k, v)
 
 
 class _FeatureMetric(_InceptionMetric):
@@ -236,13 +230,6 @@ class _FeatureMetric(_InceptionMetric):
         _, first = np.unique(order, return_index=True)  # sorted by position or index; a repeated index once
         return features[first]
 
-    def reset(self) -> None:
-        kept = {k: list(getattr(self, k)) for k in ("real_features", "real_order") if hasattr(self, k)}
-        super().reset()
-        if not self.reset_real_features:
-            for k, v in kept.items():
-                setattr(self, k, v)
-
 
 class KernelInceptionDistance(_FeatureMetric):
     """KID between the real and the fake images seen: `compute()` gives (mean, std) over the random subsets."""
@@ -263,14 +250,9 @@ class KernelInceptionDistance(_FeatureMetric):
         self.subsets, self.subset_size, self.degree, self.seed = subsets, subset_size, degree, seed
 
     def compute(self) -> tuple[Tensor, Tensor]:
+        fake, real = self._gathered("fake"), self._gathered("real")
         mean, std = kernel_inception_distance(
-            self._gathered("fake"),
-            self._gathered("real"),
-            self.convention,
-            self.subsets,
-            self.subset_size,
-            self.degree,
-            self.seed,
+            fake, real, self.convention, self.subsets, self.subset_size, self.degree, self.seed
         )
         return torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
 

@@ -119,9 +119,8 @@ def kernel_inception_distance(
             term = (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
             total += term
             mmds[i] = term / m
-    if convention.kid_style == "clean-fid":
-        return float(total / subsets / m), float(np.std(mmds))
-    return float(np.mean(mmds)), float(np.std(mmds))
+    mean = total / subsets / m if convention.kid_style == "clean-fid" else np.mean(mmds)
+    return float(mean), float(np.std(mmds))
 
 
 def precision_recall(

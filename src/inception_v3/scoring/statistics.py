@@ -14,7 +14,6 @@ features KID and precision/recall need.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from ..utils.io import atomic_write
 
 CLEAN_FID_STATS = "https://www.cs.cmu.edu/~clean-fid/stats"
 NAMED = {"cifar10-train": ("cifar10", "train", 32), "cifar10-test": ("cifar10", "test", 32)}  # clean-fid's names
-_TAP = re.compile(r"-(\d+)\.pt$")
 
 
 @dataclass
@@ -125,8 +123,7 @@ def _named(name: str, convention: str, dims: int, metric: str) -> Reference:
     if convention != "clean-fid" or dims != 2048:
         raise UserError(f"{name}'s published statistics are clean-fid's, at pool3: use `convention='clean-fid'` and "
                         f"`dims=2048`, or save statistics once from the images in your convention")  # fmt: skip
-    suffix = "_kid" if metric == "kid" else ""
-    file = f"{dataset}_clean_{split}_{res}{suffix}.npz"
+    file = f"{dataset}_clean_{split}_{res}{'_kid' if metric == 'kid' else ''}.npz"
     mirror = os.environ.get(MIRROR_ENV)
     ref = _read_npz(fetch_url(f"{(mirror or CLEAN_FID_STATS).rstrip('/')}/{file}", check=_statistics_file))
     ref.convention = "clean-fid"
