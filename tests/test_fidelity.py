@@ -210,8 +210,9 @@ def test_calculate_metrics_takes_the_settings_fields() -> None:
 
 def test_fid_from_fewer_images_than_dimensions_equals_every_tool() -> None:
     """150 images at the 192-d tap: rank-deficient covariances, where the three tools still give a number; each
-    convention gives its tool's, from the same features. (The same at pool3 with 300 images holds too, measured
-    once: scipy's sqrtm of a 2048 x 2048 product takes ~20 s here, too long for the suite.)"""
+    convention gives its tool's, from the same features. At pool3 only torch-fidelity's is cheap enough for the
+    suite (2 s; scipy's sqrtm in the other two takes 11 s each): `scripts/small_sample_fid.py` runs all three
+    on 300 Fashion-MNIST images per side (benchmarks/results/small_sample_fid.json)."""
     from cleanfid import fid as cleanfid
     from pytorch_fid.fid_score import calculate_frechet_distance
     from torch_fidelity.metric_fid import fid_statistics_to_metric
@@ -230,3 +231,10 @@ def test_fid_from_fewer_images_than_dimensions_equals_every_tool() -> None:
     for name, value in theirs.items():
         ours = fid_from_statistics(*stats[name][0], *stats[name][1], CONVENTIONS[name])
         assert ours == pytest.approx(float(value), rel=1e-3) and ours > 0, name
+    mix = rng.normal(0, 0.05, (64, 2048))  # pool3, 300 images a side: rank 299
+    a, b = (np.abs(rng.normal(0, 1, (300, 64)) @ mix + shift).astype(np.float32) for shift in (0.3, 0.35))
+    conv = CONVENTIONS["torch-fidelity"]
+    (m1, s1), (m2, s2) = statistics(a, conv), statistics(b, conv)
+    theirs = fid_statistics_to_metric({"mu": m1, "sigma": s1}, {"mu": m2, "sigma": s2}, False)
+    ours = fid_from_statistics(m1, s1, m2, s2, conv)
+    assert ours == pytest.approx(float(theirs["frechet_inception_distance"]), rel=1e-3) and ours > 0
