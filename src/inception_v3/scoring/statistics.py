@@ -103,8 +103,7 @@ def _read_npz(path: Path) -> Reference:
 def _read_pt(path: Path) -> Reference:
     """torch-fidelity's cached statistics (a dict of numpy arrays) or features (a tensor), in its convention."""
     core = np.core if hasattr(np, "core") else np._core  # type: ignore[attr-defined]
-    allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype("float64")),
-               type(np.dtype("float32"))]  # fmt: skip
+    allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype("float64")), type(np.dtype("float32"))]
     try:
         with torch.serialization.safe_globals(allowed):
             data: Any = torch.load(path, map_location="cpu", weights_only=True)
@@ -121,8 +120,10 @@ def _named(name: str, convention: str, dims: int, metric: str) -> Reference:
     """A named reference: clean-fid's published statistics ("clean" mode: this project's clean-fid convention)."""
     dataset, split, res = NAMED[name]
     if convention != "clean-fid" or dims != 2048:
-        raise UserError(f"{name}'s published statistics are clean-fid's, at pool3: use `convention='clean-fid'` and "
-                        f"`dims=2048`, or save statistics once from the images in your convention")  # fmt: skip
+        raise UserError(
+            f"{name}'s published statistics are clean-fid's, at pool3: use `convention='clean-fid'` and "
+            f"`dims=2048`, or save statistics once from the images in your convention"
+        )
     file = f"{dataset}_clean_{split}_{res}{'_kid' if metric == 'kid' else ''}.npz"
     mirror = os.environ.get(MIRROR_ENV)
     ref = _read_npz(fetch_url(f"{(mirror or CLEAN_FID_STATS).rstrip('/')}/{file}", check=_statistics_file))
@@ -134,8 +135,9 @@ def _statistics_file(path: Path) -> None:
     _read_npz(path)  # a statistics file that parses, or one UserError line
 
 
-def save_stats(path: str | os.PathLike[str], features: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
-               convention: str) -> None:  # fmt: skip
+def save_stats(
+    path: str | os.PathLike[str], features: np.ndarray, mu: np.ndarray, sigma: np.ndarray, convention: str
+) -> None:
     """FID's moments, the features (for KID and precision/recall) and the convention, written atomically."""
     arrays: dict[str, Any] = {"mu": mu, "sigma": sigma, "features": features, "convention": convention}
 
