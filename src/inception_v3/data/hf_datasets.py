@@ -69,13 +69,14 @@ class HfImages(ImageSource):
         if isinstance(ds.features[image_column], datasets.Image):  # the bytes, not Pillow's decode
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         self.ds, self.name, self.image_column = ds, name, image_column
-        if label_column in ds.column_names and not all(isinstance(y, int) or y is None for y in ds[label_column]):
-            raise UserError(
-                f"{name}: the label column {label_column!r} holds {type(ds[0][label_column]).__name__}, "
-                f"not class indices (a ClassLabel column); name another with `label_column`"
-            )
         if label_column in ds.column_names:  # ClassLabel's -1 (a test split's): no label, as datasets stores it
-            self.labels = np.array([-1 if y is None else int(y) for y in ds[label_column]], dtype=np.int64)
+            column = ds[label_column]  # read once: a whole column of a large split
+            if not all(isinstance(y, int) or y is None for y in column):
+                raise UserError(
+                    f"{name}: the label column {label_column!r} holds {type(ds[0][label_column]).__name__}, "
+                    f"not class indices (a ClassLabel column); name another with `label_column`"
+                )
+            self.labels = np.array([-1 if y is None else int(y) for y in column], dtype=np.int64)
             names = getattr(ds.features[label_column], "names", None)
             self.classes = list(names) if names else None
 

@@ -52,6 +52,9 @@ class Extracted:
     skipped: list[str]
 
 
+CACHE_FORMAT = 2  # in the cache key: a file of an older layout is never read (2: the skipped images kept too)
+
+
 def as_stored(item: Stored) -> Stored:
     """A `Pipeline.prepare` that leaves images as stored (encoded JPEGs for a GPU to decode)."""
     return item
@@ -109,7 +112,7 @@ def extract(
     listed (`skip_bad_images`). `progress`: the progress bar's label (None: no bar)."""
     key = None
     if cache and source.fingerprint is not None and pipeline.key is not None:
-        ident = json.dumps([source.fingerprint, pipeline.key, skip_bad_images])
+        ident = json.dumps([CACHE_FORMAT, source.fingerprint, pipeline.key, skip_bad_images])
         key = cache_dir() / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.npz"
         if key.is_file():
             with np.load(key, allow_pickle=False) as cached:

@@ -1,8 +1,7 @@
 """The network's building blocks, named after the TF-slim checkpoint (as torchvision and timm are).
 
 Figure numbers refer to the paper. Every block takes the model config, so width scaling
-(`width_multiplier`, `min_depth`) and the Section 3.1 activation choice (`pair_relu`: a ReLU after the first
-layer of a factorized pair) apply everywhere.
+(`width_multiplier`, `min_depth`) and the Section 3.1 activation choice apply everywhere.
 """
 
 from __future__ import annotations
@@ -15,13 +14,18 @@ from .config import InceptionConfig
 from .layers import ConvBN
 
 
+def _factorized_relu(cfg: InceptionConfig) -> bool:
+    """Whether the first layer of a factorized pair has a ReLU (Section 3.1: it should)."""
+    return cfg.factorized_activation == "relu"
+
+
 class Mixed35(nn.Module):
     """Figure 5 block on the 35x35 grid (Mixed_5b/5c/5d): the 5x5 conv factorized into two 3x3."""
 
     def __init__(self, cfg: InceptionConfig, in_channels: int, pool_features: int) -> None:
         super().__init__()
         self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
-        d, pair_relu = cfg.depth, cfg.factorized_activation == "relu"
+        d, pair_relu = cfg.depth, _factorized_relu(cfg)
         self.branch1x1 = ConvBN(cfg, in_channels, d(64), 1)
         self.branch5x5_1 = ConvBN(cfg, in_channels, d(48), 1)
         self.branch5x5_2 = ConvBN(cfg, d(48), d(64), 5, padding=2)
@@ -44,7 +48,7 @@ class Reduction35to17(nn.Module):
 
     def __init__(self, cfg: InceptionConfig, in_channels: int) -> None:
         super().__init__()
-        d, pair_relu = cfg.depth, cfg.factorized_activation == "relu"
+        d, pair_relu = cfg.depth, _factorized_relu(cfg)
         self.branch3x3 = ConvBN(cfg, in_channels, d(384), 3, stride=2)
         self.branch3x3dbl_1 = ConvBN(cfg, in_channels, d(64), 1)
         self.branch3x3dbl_2 = ConvBN(cfg, d(64), d(96), 3, padding=1, relu=pair_relu)
@@ -64,7 +68,7 @@ class Mixed17(nn.Module):
     def __init__(self, cfg: InceptionConfig, in_channels: int, channels_7x7: int) -> None:
         super().__init__()
         self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=cfg.pool_include_pad)
-        d, pair_relu = cfg.depth, cfg.factorized_activation == "relu"
+        d, pair_relu = cfg.depth, _factorized_relu(cfg)
         c7 = d(channels_7x7)
         self.branch1x1 = ConvBN(cfg, in_channels, d(192), 1)
         self.branch7x7_1 = ConvBN(cfg, in_channels, c7, 1)
@@ -92,7 +96,7 @@ class Reduction17to8(nn.Module):
 
     def __init__(self, cfg: InceptionConfig, in_channels: int) -> None:
         super().__init__()
-        d, pair_relu = cfg.depth, cfg.factorized_activation == "relu"
+        d, pair_relu = cfg.depth, _factorized_relu(cfg)
         self.branch3x3_1 = ConvBN(cfg, in_channels, d(192), 1)
         self.branch3x3_2 = ConvBN(cfg, d(192), d(320), 3, stride=2)
         self.branch7x7x3_1 = ConvBN(cfg, in_channels, d(192), 1)

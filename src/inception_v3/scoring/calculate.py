@@ -27,12 +27,12 @@ from ..data.formats import open_source
 from ..data.image_io import Stored, decode_rgb
 from ..data.sources import ImageSource, SubsetImages
 from ..errors import UserError
-from ..evaluation.extraction import Pipeline, extract
+from ..evaluation.extraction import Extracted, Pipeline, extract
 from ..models.inception import Inception3
 from ..utils.devices import resolve_device
 from ..utils.settings import check_fields, setting
 from .conventions import CONVENTIONS, Convention, get_convention
-from .network import DIMS, FID_WEIGHTS, LOGITS, feature_network, tap_outputs
+from .network import DIMS, FID_WEIGHTS, LOGITS, feature_network, full_fp32, tap_outputs
 from .scores import (
     IS_SPLITS,
     KID_DEGREE,
@@ -245,10 +245,8 @@ def features(
         partial(run, net, conv, on_device, taps, device),
         json.dumps([conv.name, weights_id, sorted(taps), on_device]),
     )
-    tf32 = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False  # full fp32 convolutions on GPUs: TF32 (PyTorch's default) moves scores
-    try:
-        out: list[dict[str, np.ndarray] | None] = []
+    out: list[dict[str, np.ndarray] | None] = []
+    with full_fp32(device):
         for src in sources:
             if src is None:
                 out.append(None)
@@ -260,34 +258,37 @@ def features(
                 )
             share = SubsetImages(src, np.arange(rank, len(src), world)) if world > 1 else src
             progress = f"features {src.name}" + (f" ({world} processes)" if world > 1 else "")
-            got, error = None, None
-            try:
-                if len(share):
-                    got = extract(
-                        share,
-                        pipeline,
-                        batch_size=s.batch_size,
-                        workers=s.workers,
-                        progress=progress if show_progress else None,
-                        skip_bad_images=s.skip_bad_images,
-                        cache=s.cache,
-                    )
-            except UserError as exc:
-                if world == 1:
-                    raise
-                error = str(exc)
-            if got is not None and got.skipped:
-                first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
-                log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), src.name, first)
+            extract_share = partial(
+                extract,
+                share,
+                pipeline,
+                batch_size=s.batch_size,
+                workers=s.workers,
+                progress=progress if show_progress else None,
+                skip_bad_images=s.skip_bad_images,
+                cache=s.cache,
+            )
             if world == 1:
-                assert got is not None
+                got = extract_share()
+                _note_skipped(got, src.name)
                 out.append(got.arrays)
-            else:  # every process learns of an error on any one, so none waits for the others
-                part = None if got is None else (rank + world * got.index, got.arrays)
-                out.append(gathered(part, error, rank, src.name))
-        return out
-    finally:
-        torch.backends.cudnn.allow_tf32 = tf32
+                continue
+            part, error = None, None  # every process learns of an error on any one, so none waits for the others
+            try:
+                if len(share):  # a process with no image of this input still joins the gathering
+                    got = extract_share()
+                    _note_skipped(got, src.name)
+                    part = (rank + world * got.index, got.arrays)
+            except UserError as exc:
+                error = str(exc)
+            out.append(gathered(part, error, rank, src.name))
+    return out
+
+
+def _note_skipped(got: Extracted, name: str) -> None:
+    if got.skipped:
+        first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
+        log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), name, first)
 
 
 def gathered(

@@ -31,7 +31,7 @@ from torchmetrics.utilities import dim_zero_cat
 from ..errors import UserError
 from . import scores
 from .conventions import Convention, get_convention
-from .network import FID_WEIGHTS, LOGITS, feature_network, tap_outputs
+from .network import FID_WEIGHTS, LOGITS, feature_network, full_fp32, tap_outputs
 from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall, statistics
 from .statistics import read_reference
 
@@ -104,15 +104,10 @@ class _InceptionMetric(Metric):
         images, positions = images[keep], positions[keep]
         device = next(self.net.parameters()).device
         out = [torch.zeros(0, 1008 if self.tap == LOGITS else int(self.tap), device=device)]
-        tf32 = torch.backends.cudnn.allow_tf32
-        torch.backends.cudnn.allow_tf32 = False
-        try:
-            with torch.autocast(device.type, enabled=False):
-                for chunk in images.split(self.batch_size):
-                    x = self.convention.prepare_batch(chunk.to(device))
-                    out.append(tap_outputs(self.net, x, [self.tap])[self.tap])
-        finally:
-            torch.backends.cudnn.allow_tf32 = tf32
+        with full_fp32(device):
+            for chunk in images.split(self.batch_size):
+                x = self.convention.prepare_batch(chunk.to(device))
+                out.append(tap_outputs(self.net, x, [self.tap])[self.tap])
         return torch.cat(out), positions.to(device)
 
     def reset(self) -> None:

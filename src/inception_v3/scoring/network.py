@@ -6,7 +6,8 @@ without the fc bias that the Inception Score reads (torch-fidelity's `logits_unb
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -47,3 +48,16 @@ def tap_outputs(net: Inception3, x: Tensor, taps: Sequence[str]) -> dict[str, Te
     dims = sorted({int(t) for t in taps if t != LOGITS} | ({2048} if LOGITS in taps else set()))
     pooled = pooled_taps(net, x.contiguous(memory_format=torch.channels_last), dims)
     return {t: (pooled[2048].mm(net.fc.weight.T) if t == LOGITS else pooled[int(t)]).float() for t in taps}
+
+
+@contextmanager
+def full_fp32(device: torch.device) -> Iterator[None]:
+    """Full fp32 for the features whatever the caller set: no autocast, no TF32 convolutions (PyTorch's default on
+    GPUs); either would move the scores."""
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32

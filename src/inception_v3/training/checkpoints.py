@@ -7,6 +7,7 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so it
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,12 @@ def step_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_good_checkpoint(
-    run_dir: Path, map_location: str | torch.device = "cpu", warn: Callable[[str], None] = print
+    run_dir: Path, map_location: str | torch.device = "cpu", warn: Callable[[str], None] | None = None
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest step checkpoint that reads back as a complete checkpoint of this project, and its
     contents; damaged ones (truncated, empty, not ours) are skipped with a line through `warn`. A tampered
     one (it would run code) stops the search: TamperedFile, the file moved aside as evidence."""
+    warn = warn or logging.getLogger(__name__).warning
     if evidence := sorted((run_dir / "checkpoints").glob("*.tampered*")):
         raise TamperedFile(
             f"{run_dir} holds a checkpoint that would run code when loaded, kept as evidence at {evidence[0]}; "
