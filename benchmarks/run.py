@@ -8,7 +8,8 @@ Profiles:
   not fit).
 - cpu: what a 2-core CPU can do in ~25 minutes: every eager setting; torch.compile only for inference
   at batch 32 in bf16 channels_last, since each compile of the full model takes minutes here.
-- smoke: one tiny pass through every code path (for the test suite); its numbers mean nothing.
+- smoke: one tiny pass through every code path (for the test suite); its numbers mean nothing. It trains in
+  fp32: a bf16 training step at 299x299 takes 11.6x an fp32 one on a CPU without native bf16 (Zen 3 EPYC).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"batches": (1,), "modes": ("eager",), "train_modes": ("eager",), "compile_only": None,
               "warmup": 1, "iters": 1, "rounds": 1, "jpegs": 4, "accuracy_images": 64, "train_batch": 2,
               "dtypes": (("bf16", "channels_last"),), "inference_size": 75, "peak_sizes": (256,), "int8": False,
-              "memory_tasks": ("training",), "memory_models": ("ours",)},
+              "train_dtypes": (("fp32", "channels_last"),), "memory_tasks": ("training",), "memory_models": ("ours",)},
 }  # fmt: skip
 
 
@@ -63,7 +64,7 @@ def settings(profile: dict[str, Any]) -> list[Setting]:
             continue
         out.append(Setting("inference", dtype, layout, mode, batch))
     batch = profile.get("train_batch", 32)
-    for mode, (dtype, layout) in product(profile["train_modes"], pairs):
+    for mode, (dtype, layout) in product(profile["train_modes"], profile.get("train_dtypes", pairs)):
         only = profile["compile_only"]
         if mode == "compile" and only is not None and (dtype, layout, batch) not in only:
             continue
