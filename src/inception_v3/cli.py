@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ WEIGHTS_HELP = (
     "a name (`inception-v3 weights`), an http(s) URL, a checkpoint, a weights file or a save_pretrained folder"
 )
 SOURCE_HELP = "a folder, .zip, .npz sample batch, wds:DIR/PATTERN, hf:NAME[:SPLIT] or fashion-mnist:[DIR:]SPLIT"
+DEVICE_HELP = "where the network runs: cpu, cuda, cuda:N or auto (default: auto, CUDA when there is one)"
+IMAGES_HELP = f"image files, folders or glob patterns, or one of {SOURCE_HELP}"
 
 
 # ----------------------------------------------------------------------------- the commands
@@ -85,12 +88,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduction.runner import reproduce
 
-    data = {
-        k: getattr(args, k) for k in ("dataset", "data_dir", "train_split", "val_split", "image_column", "label_column")
-    }
-    report = reproduce(
-        args.experiments, args.budget, args.seeds, args.out_dir, args.records, args.report, data, args.report_only
-    )
+    names = ("dataset", "data_dir", "train_split", "val_split", "image_column", "label_column")
+    report = _call(reproduce, args, data={k: getattr(args, k) for k in names})
     if report is None:
         raise SystemExit(130)
     print(f"report: {report}")
@@ -99,42 +98,21 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 def _cmd_convert(args: argparse.Namespace) -> None:
     from .interop.pretrained import convert
 
-    report = convert(args.src, args.dst, args.preset, args.num_classes, args.overwrite)
+    report = _call(convert, args)
     print(f"{args.src} -> {args.dst}: {report.summary()}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation.evaluate import format_result, run_evaluation
 
-    result = run_evaluation(
-        args.weights,
-        _data(args),
-        args.crops,
-        args.out,
-        args.limit,
-        args.central_fraction,
-        args.mode,
-        args.calibration,
-        args.device,
-        args.workers,
-        not args.json,
-        _columns(args),
-    )
+    result = _call(run_evaluation, args, data=_data(args), protocol=args.crops, show_progress=not args.json)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .evaluation.predict import predict
 
-    results, loaded = predict(
-        [args.weights],
-        _images(args),
-        args.top_k,
-        args.crops,
-        args.central_fraction,
-        args.device,
-        columns=_columns(args),
-    )
+    results, loaded = _call(predict, args, weights=[args.weights], images=_images(args), protocol=args.crops)
     _say_loaded(loaded)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -151,17 +129,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
     except ValueError:
         raise UserError(f"invalid --taps {args.taps!r}: expected comma-separated integers such as 64,192,768") from None
     check_output(args.output, args.overwrite)
-    feats = extract_features(
-        args.weights,
-        _images(args),
-        taps,
-        args.batch_size,
-        args.central_fraction,
-        args.device,
-        args.workers,
-        not args.json,
-        _columns(args),
-    )
+    feats = _call(extract_features, args, images=_images(args), taps=taps, show_progress=not args.json)
     out = write_features(feats, args.output, args.overwrite)
     info: dict[str, Any] = {
         "output": str(out),
@@ -231,23 +199,13 @@ def _cmd_shards(args: argparse.Namespace) -> None:
 
     if args.index:
         for spec in args.index:
-            info = index_shards(spec, _columns(args))
+            info = _call(index_shards, args, spec=spec)
             line = f"indexed {spec}: {info['samples']:,} samples in {info['shards']} shard(s), "
             print(json.dumps({"index": spec, **info}) if args.json else line + f"{info['bytes_per_sample']:.0f} B each")
         return
     if args.src is None or args.out is None:
         raise UserError("give SRC and OUT (or --index PATTERN to index existing shards)")
-    info = write_shards(
-        args.src,
-        args.out,
-        args.dataset,
-        args.train_split,
-        args.val_split,
-        args.max_count,
-        args.max_size,
-        args.overwrite,
-        _columns(args),
-    )
+    info = _call(write_shards, args, data_dir=args.src)
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -313,8 +271,13 @@ def _images(args: argparse.Namespace) -> Any:
     return args.images
 
 
-def _columns(args: argparse.Namespace) -> tuple[str, str]:
-    return args.image_column, args.label_column
+def _call(func: Callable[..., Any], args: argparse.Namespace, **given: Any) -> Any:
+    """`func` called with the options named as its parameters, `columns` (--image-column, --label-column) and the
+    `given` values (which take precedence)."""
+    known = {**vars(args), **given}
+    if "image_column" in known:
+        known.setdefault("columns", (args.image_column, args.label_column))
+    return func(**{name: known[name] for name in inspect.signature(func).parameters if name in known})
 
 
 def _settings(args: argparse.Namespace, **fixed: Any) -> Any:
@@ -369,10 +332,8 @@ def _setting_options(
         limits = "" if kind is bool or (kind is str and not meta["choices"]) else f"; {allowed(meta)}"
         text = f"{meta['help']} (default: {default}{paper}{limits})".replace("%", "%%")
         flag = "--" + f.name.replace("_", "-")
-        if kind is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+        how = {"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind, "metavar": f.name.upper()}
+        p.add_argument(flag, dest=f.name, default=None, help=text, **how)
 
 
 def _data_options(p: argparse.ArgumentParser, split: bool = True, files: bool = False) -> None:
@@ -396,11 +357,7 @@ def _data_options(p: argparse.ArgumentParser, split: bool = True, files: bool = 
 
 
 def _device_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="where the network runs: cpu, cuda, cuda:N or auto (default: auto, CUDA when there is one)",
-    )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def _json_option(p: argparse.ArgumentParser, text: str = "machine-readable output") -> None:
@@ -522,9 +479,7 @@ def _parser_evaluate(sub: Any) -> None:
 def _parser_predict(sub: Any) -> None:
     p = _command(sub, _cmd_predict, "top-k labels for images: files, folders, globs or any data set")
     p.add_argument("weights", metavar="WEIGHTS", help=WEIGHTS_HELP)
-    p.add_argument(
-        "images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of {SOURCE_HELP}"
-    )
+    p.add_argument("images", nargs="*", metavar="IMAGES", help=IMAGES_HELP)
     _data_options(p)
     p.add_argument("--top-k", type=COUNT, default=5, help="labels per image (default 5)")
     p.add_argument("--crops", default="single", choices=["single", "10", "144"])
@@ -535,9 +490,7 @@ def _parser_predict(sub: Any) -> None:
 
 def _parser_features(sub: Any) -> None:
     p = _command(sub, _cmd_features, "pooled 2048-d features (and FID taps) of images, to .npz or .safetensors")
-    p.add_argument(
-        "images", nargs="*", metavar="IMAGES", help=f"image files, folders or glob patterns, or one of {SOURCE_HELP}"
-    )
+    p.add_argument("images", nargs="*", metavar="IMAGES", help=IMAGES_HELP)
     _data_options(p, files=True)
     p.add_argument("--weights", required=True, help=WEIGHTS_HELP)
     p.add_argument("--output", required=True, help="FILE.npz or FILE.safetensors (written atomically)")
