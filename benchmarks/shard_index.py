@@ -153,7 +153,7 @@ def measure(samples: int, shards: int, share: float = 0.25) -> dict[str, Any]:
         del kept
         start = time.perf_counter()
         pattern = f"{root}/shards/train-{{000000..{shards - 1:06d}}}.tar"
-        new = ShardImages(f"wds:{pattern}", shard_files(pattern, COLUMNS), COLUMNS)
+        new = ShardImages(f"wds:{pattern}", shard_files(pattern), COLUMNS)
         new_seconds = time.perf_counter() - start
         assert len(new) == len(old) == samples and index_shard(paths[0])[0]["size"][0] == old[0][3]
         STATE.update(old=old, new=new, paths=paths, sizes=new.rows["size"].tolist())

@@ -16,9 +16,9 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
 from ..errors import UserError
-from .formats import COLUMNS, default_splits, open_split
+from .formats import default_splits, open_split
 from .image_io import BadSample
-from .sources import ImageSource, SourceDataset
+from .sources import COLUMNS, ImageSource, SourceDataset
 from .transforms import Preprocessing, eval_transform, train_transform
 
 
@@ -91,10 +91,7 @@ def split_sources(
             f"{train.name} and {val.name} have different classes ({len(train.classes)} vs "
             f"{len(val.classes)}: {', '.join(sorted(set(train.classes) ^ set(val.classes))[:5])})"
         )
-    names = train.classes or val.classes
-    if names is None:
-        top = max(int(s.require_labels().max(initial=-1)) for s in (train, val)) + 1
-        names = [str(i) for i in range(top)]
+    names = train.classes or val.classes or max(train.class_names(), val.class_names(), key=len)  # or label numbers
     for source in (train, val):
         labels = source.require_labels()
         if len(labels) and labels.max() >= len(names):

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from .sources import ArrayImages
+from .sources import COLUMNS, ArrayImages
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
@@ -57,19 +57,17 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str], split: str) -> tuple[Te
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"Fashion-MNIST directory {root} does not exist; {_APT_HINT}")
-    paths = []
-    for name in _FILES[split]:
-        path = next((p for p in (root / name, root / name.removesuffix(".gz")) if p.exists()), root / name)
-        if not path.exists():
-            raise UserError(f"{path} is missing; {_APT_HINT}")
-        paths.append(path)
-    images, labels = (_read_idx(p) for p in paths)
+    paths = [next((p for p in (root / n, root / n.removesuffix(".gz")) if p.exists()), root / n) for n in _FILES[split]]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"{missing[0]} is missing; {_APT_HINT}")
+    images, labels = map(_read_idx, paths)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UserError(f"Fashion-MNIST files in {root} do not match: {images.shape} images, {labels.shape} labels")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
-def open_fashion_mnist(spec: str, columns: tuple[str, str] = ("image", "label")) -> ArrayImages:
+def open_fashion_mnist(spec: str, columns: tuple[str, str] = COLUMNS) -> ArrayImages:
     """`SPLIT`, `DIR:SPLIT` or `DIR` (the test split; no split at all: Debian's test split) as a labeled source of
     28 x 28 gray images."""
     root, _, split = spec.rpartition(":") if ":" in spec or spec in _FILES else (spec, "", "test")

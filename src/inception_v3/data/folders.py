@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from .image_io import IMAGE_SUFFIXES, Encoded, Stored, is_image_file
-from .sources import ImageSource
+from .sources import COLUMNS, ImageSource
 
 
 def class_folders(paths: list[tuple[str, ...]]) -> tuple[list[str] | None, np.ndarray | None]:
@@ -63,7 +63,7 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(files, key=str)
 
 
-def open_folder(spec: str, columns: tuple[str, str] = ("image", "label")) -> FileImages:
+def open_folder(spec: str, columns: tuple[str, str] = COLUMNS) -> FileImages:
     """A folder of images. When every image lies inside a sub-folder (none beside them), the sub-folders are
     the classes (sorted names), as `ImageFolder` reads a tree."""
     folder = Path(spec)
@@ -72,13 +72,11 @@ def open_folder(spec: str, columns: tuple[str, str] = ("image", "label")) -> Fil
     files = image_files(folder)
     if not files:
         raise UserError(f"{spec} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, in sub-folders too)")
-    classes, labels = class_folders([f.relative_to(folder).parts for f in files])
-    digest = hashlib.sha256()
-    for p in files:
-        st = p.stat()
-        digest.update(f"{p.relative_to(folder)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-    fingerprint = f"folder:{folder.resolve()}:{digest.hexdigest()}"
-    return FileImages(files, spec, classes, labels, fingerprint)
+    rel = [f.relative_to(folder) for f in files]
+    classes, labels = class_folders([r.parts for r in rel])
+    stats = "".join(f"{r}\t{st.st_size}\t{st.st_mtime_ns}\n" for r, st in zip(rel, map(Path.stat, files), strict=True))
+    digest = hashlib.sha256(stats.encode()).hexdigest()
+    return FileImages(files, spec, classes, labels, f"folder:{folder.resolve()}:{digest}")
 
 
 def open_inputs(inputs: list[str]) -> FileImages:
@@ -129,7 +127,7 @@ class ZipImages(ImageSource):
         return f"{self.path}:{self.members[i]}"
 
 
-def open_zip(spec: str, columns: tuple[str, str] = ("image", "label")) -> ZipImages:
+def open_zip(spec: str, columns: tuple[str, str] = COLUMNS) -> ZipImages:
     path = Path(spec)
     if not path.is_file():
         raise UserError(f"zip file {spec} does not exist")

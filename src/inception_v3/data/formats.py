@@ -22,7 +22,7 @@ from .hf_datasets import is_saved_dataset, open_hf
 from .image_io import is_image_file
 from .npz_batches import open_npz
 from .shards import open_shards
-from .sources import Format, ImageSource, StreamedImages, tensor_images
+from .sources import COLUMNS, Format, ImageSource, StreamedImages, tensor_images
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -56,7 +56,6 @@ FORMATS: dict[str, Format] = {
         ),
     )
 }
-COLUMNS = ("image", "label")
 SPEC_HELP = "a folder, .zip, .npz sample batch, wds:DIR/PATTERN, hf:NAME[:SPLIT] or fashion-mnist:[DIR:]SPLIT"
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import UserError, reason
 from ..utils.progress import on_terminal
 from .image_io import Encoded, Stored
-from .sources import ImageSource
+from .sources import COLUMNS, ImageSource
 
 
 def is_saved_dataset(path: str) -> bool:
@@ -101,12 +101,11 @@ class HfImages(ImageSource):
         )
 
 
-def open_hf(spec: str, columns: tuple[str, str] = ("image", "label")) -> HfImages:
+def open_hf(spec: str, columns: tuple[str, str] = COLUMNS) -> HfImages:
     """`NAME_OR_PATH[:SPLIT]` (default: validation, or the one split of a Dataset saved alone) as a source."""
     if not spec:
         raise UserError(
             "give the dataset as hf:NAME_OR_PATH[:SPLIT]: a hub name, a save_to_disk folder or Parquet files"
         )
-    name, sep, named = spec.rpartition(":")
-    dataset, split = (name, named) if sep else (spec, None)
+    dataset, _, split = spec.rpartition(":") if ":" in spec else (spec, "", None)
     return HfImages(load_split(dataset, split, *columns), f"hf:{dataset}:{split or 'validation'}", *columns)

@@ -4,6 +4,7 @@ decoder, about twice as fast as Pillow's, everything else and unusual JPEGs thro
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from dataclasses import dataclass
@@ -66,12 +67,10 @@ def decode_image_bytes(data: bytes, name: str) -> Tensor:
     (`torchvision.io.decode_jpeg`), the rest by Pillow."""
     if data[:3] == JPEG_MAGIC and decode_jpeg is not None:
         _check_size(data, name)
-        try:
+        with contextlib.suppress(RuntimeError):  # damaged or unusual (arithmetic coding, ...): Pillow decides
             image = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
-        except RuntimeError:  # damaged or unusual (arithmetic coding, ...): Pillow decides
-            image = None
-        if image is not None and image.shape[0] in (1, 3):
-            return image
+            if image.shape[0] in (1, 3):
+                return image
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -122,11 +121,10 @@ def decode_batch(items: list[Stored | Tensor], device: torch.device) -> list[Ten
         for it in jpegs.values():
             _check_size(it.data, it.name)
         data = [torch.frombuffer(bytearray(it.data), dtype=torch.uint8) for it in jpegs.values()]
-        try:
+        # one undecodable JPEG fails the batch: each is then decoded on the CPU, and named
+        with contextlib.suppress(RuntimeError):
             decoded = decode_jpeg(data, mode=ImageReadMode.UNCHANGED, device=device)
-        except RuntimeError:  # one undecodable JPEG fails the batch: each is then decoded on the CPU, and named
-            decoded = []
-        out.update({i: image for i, image in zip(jpegs, decoded, strict=False) if image.shape[0] in (1, 3)})
+            out.update({i: image for i, image in zip(jpegs, decoded, strict=False) if image.shape[0] in (1, 3)})
     return [out[i] if i in out else decode_stored(it).to(device) for i, it in enumerate(items)]  # type: ignore[arg-type]
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .sources import ArrayImages
+from .sources import COLUMNS, ArrayImages
 
 
-def open_npz(spec: str, columns: tuple[str, str] = ("image", "label")) -> ArrayImages:
+def open_npz(spec: str, columns: tuple[str, str] = COLUMNS) -> ArrayImages:
     """A sample batch as a source (labeled when it has `arr_1`); the images are read into memory."""
     path = Path(spec)
     if not path.is_file():

@@ -18,9 +18,8 @@ from PIL import Image
 from ..errors import UserError
 from ..utils.io import atomic_write_text
 from .datasets import split_sources
-from .formats import COLUMNS
 from .image_io import JPEG_MAGIC, Encoded
-from .sources import ImageSource
+from .sources import COLUMNS, ImageSource
 
 MANIFEST = "shards.json"  # what write_shards wrote in a folder: the only files an overwrite removes
 SHARD_NAME = re.compile(r"^(train|val)-\d{6}\.tar$")

@@ -41,7 +41,7 @@ from ..utils.download import fetch_remote, is_remote, sibling_url
 from ..utils.io import atomic_write, cache_root
 from ..utils.progress import progress_bar
 from .image_io import Encoded, Stored
-from .sources import ImageSource
+from .sources import COLUMNS, ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def expand_braces(pattern: str) -> list[str]:
     return list(braceexpand(pattern))
 
 
-def shard_files(spec: str, columns: tuple[str, str]) -> list[Path]:
+def shard_files(spec: str) -> list[Path]:
     """The shard files `spec` (DIR/PATTERN) names; all must exist. A URL (`https://`, `pipe:COMMAND`, any scheme
     of webdataset's openers) is fetched once into the cache and checked (`fetch_remote`): a copy that is not a
     whole tar (a command that stopped early) is fetched again."""
@@ -106,19 +106,14 @@ def check_tar(path: Path) -> None:
         ) from None
 
 
-def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, str, tarfile.TarInfo]]:
-    """(key, extension, member) of the files webdataset reads, in tar order."""
-    for member in tar:
-        match = _KEY.match(member.name)
-        if member.isreg() and match and not _META.match(member.name):
-            yield match.group(1), match.group(2).lower(), member
-
-
 def _groups(tar: tarfile.TarFile, path: Path) -> Iterator[tuple[str, dict[str, tarfile.TarInfo]]]:
-    """webdataset's samples: consecutive members with one key (a key that comes back later is a new sample)."""
-    for key, members in itertools.groupby(_members(tar), key=lambda m: m[0]):
+    """webdataset's samples: the files it reads, in tar order, consecutive ones with one key grouped by their
+    (lowercased) extensions (a key that comes back later is a new sample)."""
+    read = ((match, m) for m in tar if m.isreg() and not _META.match(m.name) and (match := _KEY.match(m.name)))
+    for key, members in itertools.groupby(read, key=lambda named: named[0].group(1)):
         sample: dict[str, tarfile.TarInfo] = {}
-        for _, ext, member in members:
+        for key_ext, member in members:
+            ext = key_ext.group(2).lower()
             if ext in sample:
                 raise UserError(
                     f"sample {key} in shard {path} has two {ext} members (webdataset refuses it too); write the "
@@ -128,7 +123,7 @@ def _groups(tar: tarfile.TarFile, path: Path) -> Iterator[tuple[str, dict[str, t
         yield key, sample
 
 
-def index_shard(path: Path, columns: tuple[str, str] = ("image", "label")) -> tuple[np.ndarray, list[str]]:
+def index_shard(path: Path, columns: tuple[str, str] = COLUMNS) -> tuple[np.ndarray, list[str]]:
     """The rows (`ROW`, shard 0) and keys of every sample of one shard: where its image's bytes are and its label
     (-1: none). `columns`: the image extension and label member to use when a sample has several."""
     refuse_compressed(path)
@@ -327,14 +322,14 @@ class ShardImages(ImageSource):
         return Encoded(os.pread(self._fd(int(row["shard"])), int(row["size"]), int(row["offset"])), self.item_name(i))
 
 
-def open_shards(spec: str, columns: tuple[str, str] = ("image", "label")) -> ShardImages:
+def open_shards(spec: str, columns: tuple[str, str] = COLUMNS) -> ShardImages:
     """`DIR/PATTERN` (or a URL pattern) as a source."""
     if not spec:
         raise UserError("give the shards as wds:DIR/PATTERN, e.g. wds:/data/shards/train-{000000..000099}.tar")
-    return ShardImages(f"wds:{spec}", shard_files(spec, columns), columns)
+    return ShardImages(f"wds:{spec}", shard_files(spec), columns)
 
 
-def index_shards(spec: str, columns: tuple[str, str] = ("image", "label")) -> dict[str, Any]:
+def index_shards(spec: str, columns: tuple[str, str] = COLUMNS) -> dict[str, Any]:
     """Build the index of the shards `spec` (`wds:DIR/PATTERN`, or DIR/PATTERN) names in this machine's cache, ahead
     of the runs that read them (with $INCEPTION_V3_CACHE on shared storage: for every machine)."""
     source = open_shards(spec.removeprefix("wds:"), columns)

@@ -22,6 +22,8 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from .image_io import BadSample, Stored, decode_stored
 
+COLUMNS = ("image", "label")  # the image and label columns (or members) a source reads unless told otherwise
+
 
 @dataclass(frozen=True)
 class Format:
@@ -147,14 +149,14 @@ class SubsetImages(ImageSource):
 
 def tensor_images(images: Tensor, name: str = "tensor") -> ArrayImages:
     """A uint8 N x 3 x H x W tensor, by index."""
-    check_batch(images, name)
-    return ArrayImages(images.permute(0, 2, 3, 1).cpu().numpy(), name)
+    return ArrayImages(batch_pixels(images, name), name)
 
 
-def check_batch(batch: Any, name: str) -> None:
+def batch_pixels(batch: Any, name: str) -> np.ndarray:
     if not isinstance(batch, Tensor) or batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[1] != 3:
         got = f"{batch.dtype} {tuple(batch.shape)}" if isinstance(batch, Tensor) else type(batch).__name__
         raise UserError(f"{name}: expected uint8 tensors of shape N x 3 x H x W, got {got}")
+    return batch.permute(0, 2, 3, 1).cpu().numpy()
 
 
 class StreamedImages(ImageSource):
@@ -176,8 +178,7 @@ class StreamedImages(ImageSource):
 
     def stream(self) -> Iterator[np.ndarray]:
         for batch in self._batches():
-            check_batch(batch, self.name)
-            yield from batch.permute(0, 2, 3, 1).cpu().numpy()
+            yield from batch_pixels(batch, self.name)
 
     def _batches(self) -> Iterator[Tensor]:
         if not callable(self.batches):
