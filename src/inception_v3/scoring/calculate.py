@@ -139,8 +139,7 @@ def score(
     sources = [
         None if x is None or id(x) in refs else open_source(x, num_samples, s.batch_size) for x in (input1, input2)
     ]
-    rank, world = process_group(s.device)
-    device = resolve_device(process_device(s.device, world))
+    rank, world, device = process_group(s.device)
     network = feature_network(s.weights, device) if any(sources) else None  # the weights: checked before counts
     check_counts(s, sources)
     taps = ([LOGITS] if s.isc else []) + ([str(s.dims)] if s.fid or s.kid or s.prc or s.save_stats else [])
@@ -148,13 +147,13 @@ def score(
     if rank != 0:
         return {}  # the first process computes, prints and writes
     result: dict[str, float] = {}
-    pool = [
-        refs[id(x)].features if f is None and id(x) in refs else None if f is None else f.get(str(s.dims))
+    f1, f2 = (
+        refs[id(x)].features if id(x) in refs else None if f is None else f.get(str(s.dims))
         for x, f in zip((input1, input2), feats, strict=True)
-    ]
+    )
     if s.save_stats:
-        assert pool[0] is not None
-        save_stats(s.save_stats, pool[0], *statistics(pool[0], conv), conv.name)
+        assert f1 is not None
+        save_stats(s.save_stats, f1, *statistics(f1, conv), conv.name)
     if s.isc:
         assert feats[0] is not None
         result["inception_score_mean"], result["inception_score_std"] = inception_score(
@@ -163,19 +162,17 @@ def score(
     if s.fid:
         (mu1, sigma1), (mu2, sigma2) = (
             (refs[id(x)].mu, refs[id(x)].sigma) if id(x) in refs else fid_statistics(f, src, s, conv)
-            for x, src, f in zip((input1, input2), sources, pool, strict=True)
+            for x, src, f in zip((input1, input2), sources, (f1, f2), strict=True)
         )
         result["frechet_inception_distance"] = fid_from_statistics(mu1, sigma1, mu2, sigma2, conv)
     if s.kid:
-        assert pool[0] is not None and pool[1] is not None
+        assert f1 is not None and f2 is not None
         result["kernel_inception_distance_mean"], result["kernel_inception_distance_std"] = kernel_inception_distance(
-            pool[0], pool[1], conv, s.kid_subsets, s.kid_subset_size, s.kid_degree, s.seed
+            f1, f2, conv, s.kid_subsets, s.kid_subset_size, s.kid_degree, s.seed
         )
     if s.prc:
-        assert pool[0] is not None and pool[1] is not None
-        result["precision"], result["recall"], result["f_score"] = precision_recall(
-            pool[0], pool[1], s.prc_neighborhood
-        )
+        assert f1 is not None and f2 is not None
+        result["precision"], result["recall"], result["f_score"] = precision_recall(f1, f2, s.prc_neighborhood)
     return result
 
 
@@ -196,21 +193,17 @@ def references(spec: Any, s: ScoringSettings) -> Any:
     return ref
 
 
-def process_group(device: str) -> tuple[int, int]:
-    """(rank, world size): under torchrun, the process group (NCCL on GPUs, gloo on CPUs) joined; else (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
+def process_group(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device): under torchrun, the process group (NCCL on GPUs, gloo on CPUs) joined and, on
+    GPUs, each process's own GPU (its local rank): one process per GPU; else (0, 1, the device)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1, resolve_device(device)
+    gpu = device in ("auto", "cuda") and torch.cuda.is_available()
     if not torch.distributed.is_initialized():
-        gpu = device in ("auto", "cuda") and torch.cuda.is_available()
         torch.distributed.init_process_group("nccl" if gpu else "gloo")
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
-
-
-def process_device(device: str, world: int) -> str:
-    """Under torchrun on GPUs, each process's own GPU (its local rank): one process per GPU."""
-    if world == 1 or device not in ("auto", "cuda") or not torch.cuda.is_available():
-        return device
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    if world == 1 or not gpu:
+        return rank, world, resolve_device(device)
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if local >= torch.cuda.device_count():
         raise UserError(
@@ -218,7 +211,7 @@ def process_device(device: str, world: int) -> str:
             f" start one per GPU (--nproc-per-node)"
         )
     torch.cuda.set_device(local)  # NCCL's collectives use the current device
-    return f"cuda:{local}"
+    return rank, world, resolve_device(f"cuda:{local}")
 
 
 def features(
@@ -269,15 +262,12 @@ def features(
                 cache=s.cache,
             )
             if world == 1:
-                got = extract_share()
-                _note_skipped(got, src.name)
-                out.append(got.arrays)
+                out.append(_noted(extract_share(), src.name).arrays)
                 continue
             part, error = None, None  # every process learns of an error on any one, so none waits for the others
             try:
                 if len(share):  # a process with no image of this input still joins the gathering
-                    got = extract_share()
-                    _note_skipped(got, src.name)
+                    got = _noted(extract_share(), src.name)
                     part = (rank + world * got.index, got.arrays)
             except UserError as exc:
                 error = str(exc)
@@ -285,10 +275,12 @@ def features(
     return out
 
 
-def _note_skipped(got: Extracted, name: str) -> None:
+def _noted(got: Extracted, name: str) -> Extracted:
+    """`got`, its skipped unreadable images noted in one log line."""
     if got.skipped:
         first = got.skipped[0].split(" (")[0].removeprefix("cannot decode image ")
         log.warning("skipped %d unreadable image(s) in %s, first: %s", len(got.skipped), name, first)
+    return got
 
 
 def gathered(

@@ -113,10 +113,9 @@ def tf1_bilinear(x: Tensor, size: int) -> Tensor:
 
     ylo, yhi, dy = axis(h)
     xlo, xhi, dx = axis(w)
-    top, bottom = x[:, :, ylo, :], x[:, :, yhi, :]
-    row0 = top[:, :, :, xlo] + (top[:, :, :, xhi] - top[:, :, :, xlo]) * dx.view(1, 1, 1, size)
-    row1 = bottom[:, :, :, xlo] + (bottom[:, :, :, xhi] - bottom[:, :, :, xlo]) * dx.view(1, 1, 1, size)
-    return row0 + (row1 - row0) * dy.view(1, 1, size, 1)
+    rows = x[:, :, :, xlo] + (x[:, :, :, xhi] - x[:, :, :, xlo]) * dx.view(1, 1, 1, size)  # along x, every row
+    top, bottom = rows[:, :, ylo, :], rows[:, :, yhi, :]
+    return top + (bottom - top) * dy.view(1, 1, size, 1)
 
 
 def clean_resize(image: np.ndarray) -> np.ndarray:

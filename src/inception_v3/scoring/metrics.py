@@ -31,11 +31,10 @@ from torchmetrics.utilities import dim_zero_cat
 from ..errors import UserError
 from . import scores
 from .conventions import Convention, get_convention
-from .network import FID_WEIGHTS, LOGITS, feature_network, full_fp32, tap_outputs
+from .network import DIMS, FID_WEIGHTS, LOGITS, feature_network, full_fp32, tap_outputs
 from .scores import fid_from_statistics, inception_score, kernel_inception_distance, precision_recall, statistics
 from .statistics import read_reference
 
-TAPS = (64, 192, 768, 2048)
 REAL_STATES = ("real_sum", "real_outer", "real_n", "real_features", "real_order")  # kept by reset() on request
 
 
@@ -66,23 +65,22 @@ class _InceptionMetric(Metric):
 
     def _images(self, images: Tensor) -> Tensor:
         """uint8 N x 3 x H x W, or one line saying what is wrong."""
+        where = f"{type(self).__name__}.update"
         if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
             got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise UserError(f"{type(self).__name__}.update: expected images of shape N x 3 x H x W, got {got}")
+            raise UserError(f"{where}: expected images of shape N x 3 x H x W, got {got}")
         if self.normalize:
             if not images.is_floating_point():
-                raise UserError(
-                    f"{type(self).__name__}.update: `normalize=True` takes floats in [0, 1], got {images.dtype}"
-                )
+                raise UserError(f"{where}: `normalize=True` takes floats in [0, 1], got {images.dtype}")
             if len(images) and (images.min() < 0 or images.max() > 1):
                 raise UserError(
-                    f"{type(self).__name__}.update: float images must lie in [0, 1] (normalize=True); got "
+                    f"{where}: float images must lie in [0, 1] (normalize=True); got "
                     f"values in [{float(images.min()):.3g}, {float(images.max()):.3g}]"
                 )
             return (images * 255).round().to(torch.uint8)
         if images.dtype != torch.uint8:
             raise UserError(
-                f"{type(self).__name__}.update: expected uint8 images (0..255), got {images.dtype}; pass "
+                f"{where}: expected uint8 images (0..255), got {images.dtype}; pass "
                 f"floats in [0, 1] with `normalize=True`"
             )
         return images
@@ -128,8 +126,8 @@ def _rank_and_world() -> tuple[int, int]:
 
 
 def _feature(feature: int) -> str:
-    if feature not in TAPS:
-        raise UserError(f"invalid `feature` {feature}; valid values: {', '.join(map(str, TAPS))}")
+    if feature not in DIMS:
+        raise UserError(f"invalid `feature` {feature}; valid values: {', '.join(map(str, DIMS))}")
     return str(feature)
 
 
@@ -159,10 +157,9 @@ class FrechetInceptionDistance(_InceptionMetric):
                 "this FrechetInceptionDistance compares with `reference` statistics: update it with fake images only"
             )
         f = self._features(images, real)[0].double()
-        side = "real" if real else "fake"
-        setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + f.sum(0))
-        setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + f.T @ f)
-        setattr(self, f"{side}_n", getattr(self, f"{side}_n") + len(f))
+        for name, value in (("sum", f.sum(0)), ("outer", f.T @ f), ("n", len(f))):
+            state = f"{'real' if real else 'fake'}_{name}"
+            setattr(self, state, getattr(self, state) + value)
 
     def _moments(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         if side == "real" and self.reference is not None:
@@ -220,7 +217,7 @@ class _FeatureMetric(_InceptionMetric):
             raise UserError(
                 f"{type(self).__name__}: no {side} images were given to update() (compute() before update()?)"
             )
-        features = dim_zero_cat(getattr(self, f"{side}_features")).cpu().numpy()
+        features = dim_zero_cat(state).cpu().numpy()
         order = dim_zero_cat(getattr(self, f"{side}_order")).cpu().numpy()
         _, first = np.unique(order, return_index=True)  # sorted by position or index; a repeated index once
         return features[first]

@@ -140,9 +140,4 @@ def save_stats(
 ) -> None:
     """FID's moments, the features (for KID and precision/recall) and the convention, written atomically."""
     arrays: dict[str, Any] = {"mu": mu, "sigma": sigma, "features": features, "convention": convention}
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    atomic_write(path, write)
+    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
