@@ -71,7 +71,7 @@ CASES = [
     ([*TRAIN, "--classes", "3,3"], "at least 2 different classes"),
     ([*TRAIN, "--crop-area-min", "2"], "invalid --crop-area-min 2.0"),
     ([*TRAIN, "--label-smoothing", "1"], "invalid --label-smoothing 1.0"),
-    ([*TRAIN, "--amp", "fp8"], "valid values: none, bf16, fp16"),
+    ([*TRAIN, "--amp", "fp8"], "valid values: auto, none, bf16, fp16"),
     ([*TRAIN, "--init-from", "{d}/random.pt"], "cannot read"),
     ([*TRAIN, "--receptive-field", "100"], "valid values: 299, 151, 79"),
     ([*TRAIN, "--lr", "abc"], "argument --lr: invalid float value"),

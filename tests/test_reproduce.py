@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import CLI, cli_in_process
 from inception_v3.cli import main
 from inception_v3.reproduction.experiments import EXPERIMENTS, run_config
 from inception_v3.reproduction.report import verdict
+from inception_v3.utils.precision import bf16_supported
 
 
 def _args(out: Path, *experiments: str) -> list[str]:
@@ -48,6 +50,10 @@ def test_reproduce_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     assert record["seed"] == 0 and record["curve"] and record["macs"] > 0 and "ece" in record["final"]["ema"]
     report = (out / "reproduction.md").read_text()
     assert "| eps 0.1 |" in report and "| 144 crops |" in report and "not distinguishable" in report
+    # the recipe's amp "auto" ran in bf16 only where this CPU has it natively, and the run says which
+    amp = "bf16" if bf16_supported(torch.device("cpu")) else "none"
+    assert {json.loads((d / "config.json").read_text())["train"]["amp"] for d in (out / "smoke").iterdir()} == {amp}
+    assert f"amp {amp};" in report
     assert (out / "reproduction" / "figures" / "smoke-label-smoothing.png").stat().st_size > 10_000
     # the report is rebuilt from the records alone
     (out / "reproduction.md").unlink()

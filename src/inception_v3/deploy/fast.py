@@ -8,14 +8,8 @@ from torch import Tensor, nn
 
 from ..models.inception import Inception3
 from ..utils.devices import model_device
+from ..utils.precision import bf16_supported
 from .fusion import fold_batchnorm
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether `device` runs bf16 convolutions natively (AVX512-BF16/AMX on CPUs, Ampere+ on GPUs)."""
-    if device.type == "cuda":  # is_bf16_supported() is also true on older GPUs, which emulate bf16 slowly
-        return torch.cuda.get_device_capability(device) >= (8, 0)
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class FastInference(nn.Module):

@@ -45,7 +45,7 @@ def train_record(cfg: TrainConfig, final: dict[str, Any], run_dir: Path) -> dict
     steps = [{k: r[k] for k in ("step", "epoch", "loss", "train_acc")} for r in metrics if r["kind"] == "step"]
     return {
         "kind": "train",
-        "train": cfg.to_dict(),
+        "train": saved["train"],  # the settings that ran (amp "auto" resolved)
         "model": saved["model"],
         "seed": cfg.seed,
         "macs": count_macs(main_path, lambda: main_path(x)),

@@ -15,6 +15,7 @@ norms stay on the device and are read only on logging steps (every `LOG_EVERY`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ from ..models.config import get_config
 from ..models.inception import CLASSIFIERS, Inception3, InceptionOutputs
 from ..utils.devices import to_cpu
 from ..utils.io import atomic_write_text
-from ..utils.precision import Compute
+from ..utils.precision import Compute, resolve_amp
 from ..utils.progress import progress_bar
 from .checkpoints import CHECKPOINT_FORMAT, all_rng_states, save_checkpoint, set_rng_state, write_checkpoint
 from .distributed import Dist, any_rank_flags, setup_distributed, sync_batchnorm
@@ -115,6 +116,7 @@ def train(cfg: TrainConfig, resume: str = "no", overwrite: bool = False) -> Trai
     """Train the run described by `cfg`, or continue it (resume "yes": from its newest readable
     checkpoint; "auto": if it has one, else from the start); returns where it stopped and the metrics."""
     d = setup_distributed(cfg.device)
+    cfg = dataclasses.replace(cfg, amp=resolve_amp(cfg.amp, d.device))  # config.json records what ran
     if cfg.amp == "fp16" and d.device.type != "cuda":
         raise UserError("`amp='fp16'` needs a CUDA device; use `amp='bf16'` or `amp='none'` on the CPU")
     rd = prepare_run_dir(cfg, resume, overwrite, d)

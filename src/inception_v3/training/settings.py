@@ -118,7 +118,11 @@ class TrainConfig:
     )
     # system
     device: str = setting("auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda"))
-    amp: str = setting("none", "mixed precision: none, bf16 or fp16 (CUDA)", choices=AMP_MODES)
+    amp: str = setting(
+        "none",
+        "mixed precision: none, bf16, fp16 (CUDA) or auto (bf16 where the device runs it natively, else none)",
+        choices=AMP_MODES,
+    )
     channels_last: bool = setting(False, "channels_last memory format")
     compile: bool = setting(False, "torch.compile the training step")
     sync_bn: bool = setting(False, "synchronize batch norm across replicas")
