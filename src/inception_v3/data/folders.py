@@ -74,9 +74,11 @@ def open_folder(spec: str, columns: tuple[str, str] = COLUMNS) -> FileImages:
         raise UserError(f"{spec} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, in sub-folders too)")
     rel = [f.relative_to(folder) for f in files]
     classes, labels = class_folders([r.parts for r in rel])
-    stats = "".join(f"{r}\t{st.st_size}\t{st.st_mtime_ns}\n" for r, st in zip(rel, map(Path.stat, files), strict=True))
-    digest = hashlib.sha256(stats.encode()).hexdigest()
-    return FileImages(files, spec, classes, labels, f"folder:{folder.resolve()}:{digest}")
+    digest = hashlib.sha256()  # fed file by file: a folder of millions of images is never one string
+    for r, f in zip(rel, files, strict=True):
+        st = f.stat()
+        digest.update(f"{r}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return FileImages(files, spec, classes, labels, f"folder:{folder.resolve()}:{digest.hexdigest()}")
 
 
 def open_inputs(inputs: list[str]) -> FileImages:

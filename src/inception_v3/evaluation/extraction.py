@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.image_io import Stored
 from ..data.sources import ImageSource
 from ..errors import UserError
-from ..utils.io import atomic_write, cache_root
+from ..utils.io import atomic_savez, cache_root
 from ..utils.progress import progress_bar
 
 
@@ -144,5 +144,5 @@ def extract(
     result = Extracted({k: np.concatenate(v) for k, v in out.items()}, np.array(index, dtype=np.int64), skipped)
     if key is not None:
         stored: dict[str, Any] = {**result.arrays, "index": result.index, "skipped": np.array(skipped, dtype=str)}
-        atomic_write(key, lambda tmp: np.savez(open(tmp, "wb"), **stored))  # noqa: SIM115
+        atomic_savez(key, stored)
     return result

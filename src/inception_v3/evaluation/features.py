@@ -24,7 +24,7 @@ from ..deploy.fusion import fold_batchnorm
 from ..errors import UserError
 from ..models.inception import FEATURE_TAPS, pooled_taps
 from ..utils.devices import resolve_device
-from ..utils.io import atomic_write
+from ..utils.io import atomic_savez, atomic_write
 from .extraction import Pipeline, as_stored, extract
 from .members import load_members
 
@@ -95,7 +95,7 @@ def write_features(features: Features, output: str | os.PathLike[str], overwrite
     if out.suffix == ".npz":
         extra = {} if features.classes is None else {"classes": np.array(features.classes)}
         arrays: dict[str, Any] = {"files": np.array(features.names), **extra, **features.arrays}
-        atomic_write(out, lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
+        atomic_savez(out, arrays)
         return out
     from safetensors.torch import save_file
 

@@ -23,7 +23,7 @@ import torch
 
 from ..errors import UserError, reason
 from ..utils.download import MIRROR_ENV, fetch_url
-from ..utils.io import atomic_write
+from ..utils.io import atomic_savez
 
 CLEAN_FID_STATS = "https://www.cs.cmu.edu/~clean-fid/stats"
 NAMED = {"cifar10-train": ("cifar10", "train", 32), "cifar10-test": ("cifar10", "test", 32)}  # clean-fid's names
@@ -140,4 +140,4 @@ def save_stats(
 ) -> None:
     """FID's moments, the features (for KID and precision/recall) and the convention, written atomically."""
     arrays: dict[str, Any] = {"mu": mu, "sigma": sigma, "features": features, "convention": convention}
-    atomic_write(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
+    atomic_savez(path, arrays)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import numpy as np
 import torch
 
 from ..errors import TamperedFile, UserError, reason
@@ -49,6 +50,16 @@ def atomic_write(path: StrPath, write: Callable[[str], Any]) -> None:
 
 def atomic_write_text(path: StrPath, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_savez(path: StrPath, arrays: dict[str, Any]) -> None:
+    """`np.savez(**arrays)` to exactly `path` (no ".npz" appended), atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # closed (flushed) before atomic_write syncs and renames it
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
