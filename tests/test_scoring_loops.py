@@ -164,6 +164,7 @@ for name, metric in objects.items():
 if rank == 0:
     print("METRICS " + json.dumps(values), flush=True)
 main(sys.argv[4:])
+torch.distributed.destroy_process_group()  # the script made it: without this gloo can abort at exit
 """
 
 
